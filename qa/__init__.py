@@ -1,0 +1,48 @@
+"""semantic-qa: ask questions of your own articles.
+
+>>> import qa
+>>> index = qa.build_index(["data/articles"], "data/index")      # doctest: +SKIP
+>>> hit = qa.search("When did Kazakhstan chair the OSCE?")[0]    # doctest: +SKIP
+>>> hit.title, hit.score                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .documents import Document, load_documents
+from .errors import (
+    DocumentError,
+    DuplicateIdError,
+    IndexCorruptError,
+    IndexFormatError,
+    IndexNotFoundError,
+    InvalidInputError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    QAError,
+)
+from .hits import Hit
+from .index import Index, build_index, load_index
+from .passages import Passage, SplitSettings, split_document
+from .search import default_index_path, search
+
+__all__ = [
+    "Document",
+    "DocumentError",
+    "DuplicateIdError",
+    "Hit",
+    "Index",
+    "IndexCorruptError",
+    "IndexFormatError",
+    "IndexNotFoundError",
+    "InvalidInputError",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "Passage",
+    "QAError",
+    "SplitSettings",
+    "build_index",
+    "default_index_path",
+    "load_documents",
+    "load_index",
+    "search",
+]

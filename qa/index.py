@@ -1,0 +1,164 @@
+"""Index: passages, their vectors and a FAISS index over them; build, save, load, search.
+
+>>> index = build_index(["data/articles"], "data/index")       # doctest: +SKIP
+>>> index.search("Who chairs the OSCE in 2010?", k=1)[0].title  # doctest: +SKIP
+'Kazakhstan and OSCE: joint efforts to ensure global security'
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from embeddings import DEFAULT_MODEL, Encoder, load_encoder
+
+from . import store
+from .documents import Document, load_documents
+from .errors import DocumentError, IndexCorruptError, InvalidInputError, ModelMismatchError
+from .hits import Hit
+from .passages import Passage, SplitSettings, split_document
+from .query import check_k, check_question
+from .store import DocumentInfo
+
+log = logging.getLogger(__name__)
+
+Sources = Iterable[str | Path | Document] | str | Path | Document
+
+
+class Index:
+    """Passages of a set of articles, searchable by meaning. Exact inner-product
+    search over normalized vectors, i.e. cosine similarity."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        passages: list[Passage],
+        vectors: np.ndarray,
+        documents: dict[str, DocumentInfo],
+        settings: SplitSettings,
+        path: Path | None = None,
+    ):
+        if vectors.shape != (len(passages), encoder.dimension):
+            raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
+        self.encoder = encoder
+        self.passages = passages
+        self.vectors = vectors
+        self.documents = documents
+        self.settings = settings
+        self.path = path
+        self._faiss = faiss.IndexFlatIP(encoder.dimension)
+        self._faiss.add(vectors)
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def __repr__(self) -> str:
+        where = f" at {self.path}" if self.path else ""
+        return (
+            f"<Index{where}: {len(self.documents)} documents, {len(self)} passages, "
+            f"model {self.encoder.name}>"
+        )
+
+    def search(self, question: str, k: int = 5) -> list[Hit]:
+        """The `k` passages that best answer `question`, best first.
+
+        >>> [h.rank for h in index.search("What is the OSCE?", k=3)]  # doctest: +SKIP
+        [1, 2, 3]
+        """
+        question = check_question(question)
+        k = min(check_k(k), len(self))
+        if k == 0:
+            return []
+        query = self.encoder.encode_queries([question])
+        scores, rows = self._faiss.search(query, k)
+        return [self._hit(int(row), float(score), rank) for rank, (row, score) in
+                enumerate(zip(rows[0], scores[0], strict=True), 1) if row >= 0]
+
+    def _hit(self, row: int, score: float, rank: int) -> Hit:
+        p = self.passages[row]
+        doc = self.documents[p.doc_id]
+        return Hit(p.id, p.doc_id, doc.title, doc.source, p.start, p.end, p.text,
+                   score, rank, doc.metadata)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index directory (atomically; see `qa.store`)."""
+        path = Path(path)
+        store.save(path, self.vectors, self.passages, self.documents.values(), self.info())
+        self.path = path
+        return path
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.encoder.name,
+            "dimension": self.encoder.dimension,
+            "max_tokens": self.encoder.max_tokens,
+            "split": asdict(self.settings),
+        }
+
+
+def build_index(
+    sources: Sources,
+    path: str | Path | None = None,
+    *,
+    model: str | Encoder | None = None,
+    settings: SplitSettings | None = None,
+    skip_bad: bool = False,
+    progress: bool | None = None,
+) -> Index:
+    """Load articles, split them into passages, embed them and index them; save the
+    index to `path` when given. `sources`: files, folders or `Document`s."""
+    encoder = _encoder(model)
+    settings = settings or SplitSettings()
+    docs = load_documents(sources, skip_bad=skip_bad)
+    if not docs:
+        raise DocumentError(f"no articles found in {sources!r}: give .txt, .md, .html or .jsonl files")
+    started = time.perf_counter()
+    passages = [p for doc in docs for p in split_document(doc, encoder, settings)]
+    vectors = encoder.encode_documents([p.text for p in passages], progress=progress)
+    documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+    index = Index(encoder, passages, vectors, documents, settings)
+    log.info("indexed %d documents, %d passages in %.1f s", len(docs), len(passages),
+             time.perf_counter() - started)
+    if path is not None:
+        index.save(path)
+    return index
+
+
+def load_index(path: str | Path, *, model: str | Encoder | None = None) -> Index:
+    """Open a saved index, verified against its manifest. With `model`, also check
+    that the index was built with it (`ModelMismatchError` otherwise)."""
+    stored = store.load(path)
+    manifest = stored.manifest
+    if model is not None:
+        asked = model if isinstance(model, str) else model.name
+        if asked != manifest["model"]:
+            raise ModelMismatchError(
+                f"{path} was built with model {manifest['model']!r}, not {asked!r}: "
+                f"search it with {manifest['model']!r} or rebuild it with {asked!r}"
+            )
+    encoder = _encoder(model if model is not None else manifest["model"])
+    if encoder.dimension != manifest["dimension"]:
+        raise ModelMismatchError(
+            f"{path} holds {manifest['dimension']}-d vectors, model {encoder.name!r} makes "
+            f"{encoder.dimension}-d ones: rebuild the index with this model"
+        )
+    try:
+        settings = SplitSettings(**manifest.get("split", {}))
+    except (TypeError, InvalidInputError) as err:
+        raise IndexCorruptError(f"{path}: unusable split settings in manifest ({err})") from err
+    return Index(encoder, stored.passages, stored.vectors, stored.documents, settings, Path(path))
+
+
+def _encoder(model: str | Encoder | None) -> Encoder:
+    if model is None:
+        return load_encoder(DEFAULT_MODEL)
+    if isinstance(model, str):
+        return load_encoder(model)
+    return model
