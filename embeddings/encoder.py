@@ -8,13 +8,13 @@ vectors, knows its token budget, and never reaches for a hub.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -59,6 +59,9 @@ class SentenceTransformerEncoder:
 
     def __init__(self, name: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars on every start
 
         self._name = name
         self.batch_size = batch_size
@@ -68,7 +71,7 @@ class SentenceTransformerEncoder:
         self.tokenizer = self.model.tokenizer
         self._dimension = int(self.model.get_embedding_dimension() or 0)
         special = len(self.tokenizer("", add_special_tokens=True)["input_ids"])
-        self._max_tokens = int(self.model.max_seq_length) - special
+        self._max_tokens = int(self.model.max_seq_length or 512) - special
 
     @property
     def name(self) -> str:
@@ -95,9 +98,9 @@ class SentenceTransformerEncoder:
         return [len(ids) for ids in enc["input_ids"]]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        # One thread: with torch's default pool a single short query waits on busy
-        # cores (~0.5 s under load vs ~10 ms), and batching gains nothing here.
-        with _torch_threads(1):
+        # A single short query runs on one thread: torch's default pool makes it wait
+        # on busy cores (~0.5 s under load vs ~10 ms). Batches use the whole pool.
+        with _torch_threads(1) if len(texts) <= 4 else contextlib.nullcontext():
             vectors = self.model.encode_query(
                 list(texts), normalize_embeddings=True, convert_to_numpy=True
             )
@@ -119,7 +122,7 @@ class SentenceTransformerEncoder:
 _threads_lock = threading.Lock()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     import torch
 

@@ -11,8 +11,6 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.errors import ModelNotFoundError
-
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -34,6 +32,9 @@ REGISTRY: dict[str, PackagedModel] = {
 def model_path(name: str) -> Path:
     """The folder holding a model's weights: a registered packaged model, or a local
     sentence-transformers folder. Never a hub name: that would try to download."""
+    # Imported here: qa imports embeddings, so a module-level import would be circular.
+    from qa.errors import ModelNotFoundError
+
     packaged = REGISTRY.get(name)
     if packaged is None:
         path = Path(name)

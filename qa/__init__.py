@@ -45,4 +45,5 @@ __all__ = [
     "load_documents",
     "load_index",
     "search",
+    "split_document",
 ]

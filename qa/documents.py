@@ -30,6 +30,12 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 
 # Elements whose text a browser does not show.
 _INVISIBLE = ["script", "style", "noscript", "template", "head", "iframe", "object", "svg"]
+# Elements that start a new block of text: they become paragraph breaks.
+_BLOCKS = [
+    "p", "div", "section", "article", "main", "header", "footer", "nav", "aside",
+    "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table",
+    "tr", "td", "th", "blockquote", "pre", "figure", "figcaption", "hr", "form",
+]  # fmt: skip
 _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
 
@@ -54,9 +60,10 @@ class Document:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def load_documents(
-    sources: Iterable[str | Path | Document], *, skip_bad: bool = False
-) -> list[Document]:
+Sources = Iterable[str | Path | Document] | str | Path | Document
+
+
+def load_documents(sources: Sources, *, skip_bad: bool = False) -> list[Document]:
     """Load articles from files, folders (recursively) and ready `Document`s.
 
     A bad file raises `DocumentError` naming it; with `skip_bad=True` it is logged
@@ -77,9 +84,7 @@ def load_documents(
     return docs
 
 
-def _iter_documents(
-    sources: Iterable[str | Path | Document], skip_bad: bool
-) -> Iterator[Document]:
+def _iter_documents(sources: Iterable[str | Path | Document], skip_bad: bool) -> Iterator[Document]:
     for source in sources:
         if isinstance(source, Document):
             yield _checked(source)
@@ -91,9 +96,7 @@ def _iter_documents(
             )
         path = Path(source)
         if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-            )
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             for file in files:
                 if file.suffix.lower() not in SUPPORTED_SUFFIXES:
                     log.info("skipping %s: not an article type", file)
@@ -174,7 +177,12 @@ def html_to_text(markup: str) -> tuple[str, str]:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(_INVISIBLE):
         tag.decompose()
-    raw = soup.get_text("\n")
+    for tag in soup(_BLOCKS):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    for tag in soup("br"):
+        tag.replace_with("\n")
+    raw = soup.get_text()
     lines = [_SPACES.sub(" ", line).strip() for line in raw.split("\n")]
     text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
     if not title:

@@ -167,7 +167,9 @@ def _units(text: str, token_starts: list[int], budget: int, max_chars: int) -> I
             continue
 
         # An over-long sentence: cut it at word starts into pieces within both limits.
-        def pos(t: int, start: int = start, first: int = first, end: int = end) -> int:
+        def pos(
+            t: int, start: int = start, first: int = first, end: int = end, last: int = last
+        ) -> int:
             return start if t == first else end if t >= last else token_starts[t]
 
         lo = first
@@ -199,8 +201,7 @@ def _pack(units: list[_Unit], budget: int, settings: SplitSettings) -> list[tupl
     for unit in units:
         if current:
             too_big = (
-                tokens + unit.tokens > budget
-                or unit.end - current[0].start > settings.max_chars
+                tokens + unit.tokens > budget or unit.end - current[0].start > settings.max_chars
             )
             new_paragraph = unit.paragraph != current[-1].paragraph and tokens >= budget // 2
             if too_big or new_paragraph:
@@ -246,7 +247,9 @@ def _enforce_budget(
             result.append((start, end))
             continue
         middle = _middle_cut(text, start, end)
-        halves = [(s, e) for a, b in ((start, middle), (middle, end)) for s, e in _trimmed(text, a, b)]
+        halves = [
+            (s, e) for a, b in ((start, middle), (middle, end)) for s, e in _trimmed(text, a, b)
+        ]
         result.extend(_enforce_budget(text, halves, counter, settings))
     return result
 

@@ -78,7 +78,7 @@ def save(
         "passages": _jsonl_bytes(asdict(p) for p in passages),
         "documents": _jsonl_bytes(asdict(d) for d in docs),
     }
-    files = {}
+    files: dict[str, dict[str, Any]] = {}
     for part, data in blobs.items():
         digest = hashlib.sha256(data).hexdigest()
         name = f"{part}-{digest[:16]}{_SUFFIX[part]}"
@@ -150,7 +150,9 @@ def load(path: str | Path) -> StoredIndex:
         )
     unknown = {p.doc_id for p in passages} - documents.keys()
     if unknown:
-        raise IndexCorruptError(f"{path}: passages of unknown documents {sorted(unknown)[:3]}: {how}")
+        raise IndexCorruptError(
+            f"{path}: passages of unknown documents {sorted(unknown)[:3]}: {how}"
+        )
     return StoredIndex(manifest, vectors, passages, documents)
 
 

@@ -1,0 +1,200 @@
+"""The `semantic-qa` command: index, ask, serve. Same results as the Python API.
+
+semantic-qa index data/articles --out data/index
+semantic-qa ask "When did Kazakhstan chair the OSCE?" --k 3
+semantic-qa ask --questions questions.jsonl --k 20 --json
+semantic-qa serve --port 7860
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import InvalidInputError, QAError
+
+log = logging.getLogger("qa")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed
+        return int(exit_.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("sentence_transformers", "httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        return int(args.run(args) or 0)
+    except QAError as err:
+        print(f"semantic-qa: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("semantic-qa: interrupted", file=sys.stderr)
+        return 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are user errors too: one line on stderr, exit code 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .search import default_index_path
+
+    default_index = str(default_index_path())
+    parser = _Parser(prog="semantic-qa", description="Ask questions of your own articles.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("index", help="build (or refresh) an index of articles")
+    p.add_argument("paths", nargs="+", help="article files or folders (.txt .md .html .jsonl)")
+    p.add_argument("--out", default=default_index, help=f"index folder (default {default_index})")
+    p.add_argument("--model", default=None, help="packaged model name (default all-MiniLM-L6-v2)")
+    p.add_argument("--target-tokens", type=int, default=None, help="passage size in tokens")
+    p.add_argument("--overlap-tokens", type=int, default=None, help="overlap between passages")
+    p.add_argument("--skip-bad", action="store_true", help="warn about bad files and skip them")
+    p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    p.set_defaults(run=_cmd_index)
+
+    p = sub.add_parser("ask", help="ask a question (or a file of questions)")
+    p.add_argument("question", nargs="?", help="the question")
+    p.add_argument("--questions", type=Path, help="JSON Lines file of {id, question}")
+    p.add_argument("--index", default=default_index, help=f"index folder (default {default_index})")
+    p.add_argument(
+        "--k", type=int, default=None, help="passages to return (default 5, 20 with --questions)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (Hit.to_dict())")
+    p.set_defaults(run=_cmd_ask)
+
+    p = sub.add_parser("serve", help="serve the web form")
+    p.add_argument("--index", default=default_index, help=f"index folder (default {default_index})")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.set_defaults(run=_cmd_serve)
+    return parser
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .documents import load_documents
+    from .index import build_index
+    from .passages import SplitSettings
+
+    settings = SplitSettings(
+        **{
+            key: value
+            for key, value in (
+                ("target_tokens", args.target_tokens),
+                ("overlap_tokens", args.overlap_tokens),
+            )
+            if value is not None
+        }
+    )
+    started = time.perf_counter()
+    docs = load_documents(args.paths, skip_bad=args.skip_bad)
+    if not args.force and _is_current(Path(args.out), docs, args.model, settings):
+        print(f"{args.out}: up to date ({len(docs)} documents)")
+        return 0
+    index = build_index(docs, args.out, model=args.model, settings=settings)
+    seconds = time.perf_counter() - started
+    print(
+        f"indexed {len(index.documents)} documents, {len(index)} passages "
+        f"in {seconds:.1f} s -> {args.out}"
+    )
+    return 0
+
+
+def _is_current(out: Path, docs: list[Any], model: str | None, settings: Any) -> bool:
+    """True when `out` is an index of exactly these articles, model and settings."""
+    from dataclasses import asdict
+
+    from embeddings import DEFAULT_MODEL
+
+    from . import store
+
+    if not (out / store.MANIFEST).exists():
+        return False
+    try:
+        manifest = store.read_manifest(out)
+        stored = store.read_documents(out)
+    except QAError:
+        return False
+    return (
+        manifest["model"] == (model or DEFAULT_MODEL)
+        and manifest.get("split") == asdict(settings)
+        and {d.id: d.sha256 for d in stored.values()} == {d.id: d.sha256 for d in docs}
+    )
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .query import check_k, check_question
+    from .search import open_index
+
+    if (args.question is None) == (args.questions is None):
+        raise InvalidInputError('give a question, or --questions FILE.jsonl: semantic-qa ask "..."')
+    if args.question is not None:
+        check_question(args.question)
+    if args.k is not None:
+        check_k(args.k)
+    index = open_index(args.index)
+    if args.questions is not None:
+        return _ask_batch(index, args.questions, 20 if args.k is None else args.k)
+    hits = index.search(args.question, k=5 if args.k is None else args.k)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    for hit in hits:
+        print(f"{hit.rank}. [{hit.score:.3f}] {hit.title}  ({hit.source} {hit.start}-{hit.end})")
+        print(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), 88), "   "))
+        print()
+    return 0
+
+
+def _ask_batch(index: Any, path: Path, k: int) -> int:
+    from .query import check_question
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{path}: cannot read questions ({err})") from err
+    rows = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            qid, question = row["id"], check_question(row["question"])
+        except (json.JSONDecodeError, TypeError, KeyError, InvalidInputError) as err:
+            raise InvalidInputError(
+                f'{path}, line {lineno}: expected {{"id": ..., "question": "..."}} ({err})'
+            ) from err
+        rows.append((qid, question))
+    for qid, question in rows:
+        hits = index.search(question, k=k)
+        print(json.dumps({"id": qid, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ui import serve
+
+    serve(args.index, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

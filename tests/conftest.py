@@ -1,0 +1,97 @@
+"""Shared fixtures: a deterministic fake encoder for fast tests, the real packaged
+model (tests marked `model`), a tiny corpus and the bundled sample index."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import qa
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTICLES = ROOT / "data" / "articles"
+SHARED = ROOT.parent / "shared"
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEncoder:
+    """Bag of hashed words: texts that share words are close. Deterministic and fast;
+    its tokens are words and punctuation marks, its budget small to exercise splitting."""
+
+    def __init__(self, dimension: int = 64, max_tokens: int = 40, name: str = "fake-bow"):
+        self.name = name
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+        self.calls = 0
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _TOKEN.finditer(text)]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(_TOKEN.findall(t)) for t in texts]
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+                out[row, h % self.dimension] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_documents(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        return self._encode(texts)
+
+
+@pytest.fixture
+def fake() -> FakeEncoder:
+    return FakeEncoder()
+
+
+TINY = [
+    qa.Document(
+        "cats", "Cats are small felines. They purr when happy.\n\nCats sleep a lot.", "Cats"
+    ),
+    qa.Document("rivers", "The Danube flows through Vienna. It reaches the Black Sea.", "Rivers"),
+    qa.Document("space", "The Moon orbits the Earth. Apollo 11 landed there in 1969.", "Space"),
+]
+
+
+@pytest.fixture
+def tiny_docs() -> list[qa.Document]:
+    return list(TINY)
+
+
+@pytest.fixture
+def tiny_index(fake: FakeEncoder) -> qa.Index:
+    return qa.build_index(TINY, model=fake)
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    from embeddings import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> qa.Index:
+    """The bundled articles indexed with the real packaged model."""
+    path = tmp_path_factory.mktemp("sample") / "index"
+    return qa.build_index([ARTICLES], path, model=real_encoder)
