@@ -114,7 +114,7 @@ def main() -> int:
     if args.sweep:
         configs += [
             SplitSettings(target_tokens=t, overlap_tokens=o)
-            for t in (96, 128, 160, 192, 254)
+            for t in (128, 160, 192, 254)
             for o in (0, 32)
             if (t, o) != (SplitSettings().target_tokens, SplitSettings().overlap_tokens)
         ]

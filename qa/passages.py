@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from .documents import Document
 from .errors import InvalidInputError
 
 # Defaults chosen on ../shared/data/squad-dev (BENCHMARKS.md, "passage size").
-DEFAULT_TARGET_TOKENS = 160
+DEFAULT_TARGET_TOKENS = 192
 DEFAULT_OVERLAP_TOKENS = 0
 DEFAULT_MAX_CHARS = 1200
 
@@ -61,9 +63,11 @@ class Passage:
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """Passage sizing. `target_tokens` is a soft size, never above the model's budget;
-    `overlap_tokens` repeats up to that many tokens of whole sentences from the end of
-    the previous passage; `max_chars` is a hard limit on a passage's length."""
+    """Passage sizing. A paragraph that fits the model stays one passage; longer ones
+    are cut into even runs of whole sentences of about `target_tokens` (never above
+    the model's limit), each starting with up to `overlap_tokens` tokens of whole
+    sentences from the end of the previous run; `max_chars` is a hard limit on a
+    passage's length (except a single word longer than that)."""
 
     target_tokens: int = DEFAULT_TARGET_TOKENS
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
@@ -146,7 +150,7 @@ def split_document(
     text = doc.text
     token_starts = [s for s, _ in counter.token_spans(text)]
     units = list(_units(text, token_starts, budget, settings.max_chars))
-    spans = _pack(units, budget, settings)
+    spans = _pack(units, counter.max_tokens, settings)
     spans = _enforce_budget(text, spans, counter, settings)
     passages: list[Passage] = []
     occurrences: dict[str, int] = {}
@@ -192,27 +196,60 @@ def _word_start(text: str, token_starts: list[int], lo: int, hi: int) -> int:
     return hi
 
 
-def _pack(units: list[_Unit], budget: int, settings: SplitSettings) -> list[tuple[int, int]]:
-    """Greedy packing of whole sentences; a paragraph boundary ends a passage once it
-    is half full, so passages follow the article's own structure."""
-    spans: list[tuple[int, int]] = []
+def _pack(units: list[_Unit], limit: int, settings: SplitSettings) -> list[tuple[int, int]]:
+    """Paragraph-first packing, so passages follow the article's own structure. A
+    paragraph within the model's limit stays whole; a longer one is cut into the
+    fewest even runs of whole sentences of about `target_tokens`; then neighbouring
+    short pieces (headings, one-line paragraphs) are merged while together they stay
+    under half the target."""
+    target = min(settings.target_tokens, limit)
+    blocks: list[list[_Unit]] = []
+    for _, group in itertools.groupby(units, key=lambda u: u.paragraph):
+        para = list(group)
+        tokens = sum(u.tokens for u in para)
+        chars = para[-1].end - para[0].start
+        if tokens <= limit and chars <= settings.max_chars:
+            blocks.append(para)
+            continue
+        parts = max(math.ceil(tokens / target), math.ceil(chars / settings.max_chars))
+        blocks.extend(_even_runs(para, parts, limit, settings))
+    merged: list[list[_Unit]] = []
+    for block in blocks:
+        if merged and _fits(merged[-1] + block, target // 2, settings.max_chars):
+            merged[-1] = merged[-1] + block
+        else:
+            merged.append(block)
+    return [(b[0].start, b[-1].end) for b in merged]
+
+
+def _fits(units: list[_Unit], tokens: float, max_chars: int) -> bool:
+    return sum(u.tokens for u in units) <= tokens and units[-1].end - units[0].start <= max_chars
+
+
+def _even_runs(
+    para: list[_Unit], parts: int, limit: int, settings: SplitSettings
+) -> Iterator[list[_Unit]]:
+    """`parts` runs of whole sentences of about equal tokens: a sentence goes to the
+    run its middle token falls in. The hard limits can force an extra cut."""
+    share = max(sum(u.tokens for u in para), 1) / parts
     current: list[_Unit] = []
-    tokens = 0
-    for unit in units:
-        if current:
-            too_big = (
-                tokens + unit.tokens > budget or unit.end - current[0].start > settings.max_chars
-            )
-            new_paragraph = unit.paragraph != current[-1].paragraph and tokens >= budget // 2
-            if too_big or new_paragraph:
-                spans.append((current[0].start, current[-1].end))
-                current = [] if new_paragraph else _overlap(current, unit, budget, settings)
-                tokens = sum(u.tokens for u in current)
+    tokens = done = run = 0
+    for unit in para:
+        wanted = min(int((done + unit.tokens / 2) // share), parts - 1)
+        if current and (
+            wanted > run
+            or tokens + unit.tokens > limit
+            or unit.end - current[0].start > settings.max_chars
+        ):
+            yield current
+            current = _overlap(current, unit, limit, settings)
+            tokens = sum(u.tokens for u in current)
+            run = max(wanted, run + 1)
         current.append(unit)
         tokens += unit.tokens
+        done += unit.tokens
     if current:
-        spans.append((current[0].start, current[-1].end))
-    return spans
+        yield current
 
 
 def _overlap(

@@ -85,7 +85,7 @@ def test_paragraph_boundaries_are_respected() -> None:
 
 
 def test_overlap_repeats_whole_sentences() -> None:
-    enc = FakeEncoder(max_tokens=200)
+    enc = FakeEncoder(max_tokens=40)  # the 72-token paragraph must be cut
     sentences = [f"Sentence number {i} is here." for i in range(12)]
     doc = qa.Document("o", " ".join(sentences))
     plain = split_document(doc, enc, SplitSettings(target_tokens=24, overlap_tokens=0))
@@ -93,6 +93,17 @@ def test_overlap_repeats_whole_sentences() -> None:
     assert all(a.end <= b.start for a, b in itertools.pairwise(plain))
     assert any(b.start < a.end for a, b in itertools.pairwise(overlapped))
     assert overlapped[1].text.startswith(sentences[3])
+
+
+def test_long_paragraph_is_cut_evenly_and_short_ones_merge() -> None:
+    enc = FakeEncoder(max_tokens=60)
+    long = " ".join(f"Sentence number {i} is here." for i in range(16))  # 96 tokens
+    doc = qa.Document("m", f"Heading\n\nA short line.\n\n{long}\n\nTail one.\n\nTail two.")
+    passages = split_document(doc, enc, SplitSettings(target_tokens=40))
+    assert passages[0].text == "Heading\n\nA short line."
+    sizes = enc.count_tokens([p.text for p in passages[1:-1]])
+    assert len(sizes) == 3 and max(sizes) - min(sizes) <= 6  # even runs, not 40+40+16
+    assert passages[-1].text == "Tail one.\n\nTail two."
 
 
 def test_ids_are_content_derived_and_stable() -> None:

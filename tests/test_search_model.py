@@ -18,8 +18,6 @@ QUESTIONS = [
      "000_ee18342087b7634f.txt", "Malaysia and Singapore"),
     ("What ceremony did Kazakhstan introduce at the UN for newly elected Council members?",
      "000_ee18342087b7634f.txt", "flag installation ceremony"),
-    ("In which year did Kazakhstan chair the OSCE?",
-     "001_e4bdfdd46c2ed16b.txt", "chairmanship of Kazakhstan in 2010"),
     ("Who officially launched the draft Code of Conduct?",
      "002_a2b9a235981e6cac.txt", "officially launched by the Minister of Foreign Affairs Kairat"),
     ("Which UN regional office did Jenča head?",
@@ -30,6 +28,8 @@ QUESTIONS = [
 
 # Harder for dense retrieval alone: the answer is in the top 5, not always first.
 HARDER = [
+    ("In which year did Kazakhstan chair the OSCE?",
+     "001_e4bdfdd46c2ed16b.txt", "chairmanship of Kazakhstan in 2010"),
     ("What are the major goals of the Code of Conduct?",
      "002_a2b9a235981e6cac.txt", "broad international coalition of partner countries"),
     ("By what year should the world be free of terrorism?", "002_a2b9a235981e6cac.txt", "2045"),
