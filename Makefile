@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup run index test lint bench clean
+.PHONY: setup setup-browser run index test lint bench clean
 
 # torch goes in first, pinned: the CPU wheel on this machine. Anything that pulls
 # torch unpinned before it would bring a multi-GB CUDA build.
@@ -31,7 +31,12 @@ index: setup
 run: index
 	$(BIN)/semantic-qa serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-test: setup
+# The browser tests drive Debian's chromium (never a Playwright download); we run as
+# root in CI, so apt-get installs it when it is missing.
+setup-browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
+
+test: setup setup-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

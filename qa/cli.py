@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default=default_index, help=f"index folder (default {default_index})")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=10.0,
+        help="largest article file the form accepts, in MB (default 10)",
+    )
     p.set_defaults(run=_cmd_serve)
     return parser
 
@@ -192,7 +198,9 @@ def _ask_batch(index: Any, path: Path, k: int) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ui import serve
 
-    serve(args.index, host=args.host, port=args.port)
+    if not args.max_upload_mb > 0:
+        raise InvalidInputError(f"--max-upload-mb must be above 0, got {args.max_upload_mb}")
+    serve(args.index, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
     return 0
 
 

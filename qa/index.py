@@ -20,7 +20,13 @@ from embeddings import DEFAULT_MODEL, Encoder, load_encoder
 
 from . import store
 from .documents import Sources, load_documents
-from .errors import DocumentError, IndexCorruptError, InvalidInputError, ModelMismatchError
+from .errors import (
+    DocumentError,
+    DuplicateIdError,
+    IndexCorruptError,
+    InvalidInputError,
+    ModelMismatchError,
+)
 from .hits import Hit
 from .passages import Passage, SplitSettings, split_document
 from .query import check_k, check_question
@@ -100,6 +106,39 @@ class Index:
         return Hit(
             p.id, p.doc_id, doc.title, doc.source, p.start, p.end, p.text, score, rank, doc.metadata
         )
+
+    def add(self, documents: Sources, *, progress: bool | None = None) -> Index:
+        """A new index: this one plus `documents` (files, folders or `Document`s), split
+        and embedded with this index's model and settings; saved over this index's
+        folder when it has one. This index is left as it was, so a caller can swap
+        the new one in at once, and a bad article (or an id already indexed) raises
+        before anything changes.
+
+        >>> bigger = index.add(["new-article.md"])  # doctest: +SKIP
+        """
+        docs = load_documents(documents)
+        if not docs:
+            raise DocumentError(f"no articles found in {documents!r}: nothing to add")
+        taken = sorted(d.id for d in docs if d.id in self.documents)
+        if taken:
+            raise DuplicateIdError(
+                f"article id {taken[0]!r} is already in the index: rename the file or give "
+                "the article another id (JSON Lines 'id')"
+            )
+        passages = [p for d in docs for p in split_document(d, self.encoder, self.settings)]
+        vectors = self.encoder.encode_documents([p.text for p in passages], progress=progress)
+        infos = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+        grown = Index(
+            self.encoder,
+            self.passages + passages,
+            np.concatenate([self.vectors, vectors]),
+            {**self.documents, **infos},
+            self.settings,
+        )
+        if self.path is not None:
+            grown.save(self.path)
+        log.info("added %d documents, %d passages", len(docs), len(passages))
+        return grown
 
     def save(self, path: str | Path) -> Path:
         """Write the index directory (atomically; see `qa.store`)."""

@@ -1,12 +1,17 @@
-"""The web form: a question box over an index, and the `/search` HTTP API.
+"""The web form: a question box over an index, uploads, and the `/search` HTTP API.
 
 >>> app = build_app(qa.load_index("data/index"))   # doctest: +SKIP
->>> app.launch(server_name="127.0.0.1")             # doctest: +SKIP
+>>> launch(app, host="127.0.0.1", port=7860)       # doctest: +SKIP
+
+Only `/search` is public API; every event of the form itself is private. Theme and
+CSS go to `launch` (Gradio 6); the default theme's fonts are served by Gradio itself,
+so the page needs no network.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,59 +21,144 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from qa import Index, QAError
+from qa.documents import SUPPORTED_SUFFIXES
 from qa.search import open_index
 
+from . import render
+from .handlers import DEFAULT_MAX_UPLOAD_MB, MAX_PASSAGES, NO_MATCH_BELOW, LiveIndex
 
-def search_hits(index: Index, question: str, k: int = 5) -> list[dict[str, Any]]:
-    """The API's answer: the same list of `Hit.to_dict()` as `qa.search` and the CLI."""
-    try:
-        return [hit.to_dict() for hit in index.search(question, k=int(k))]
-    except QAError as err:
-        raise gr.Error(str(err)) from err
+log = logging.getLogger(__name__)
 
+# Questions the bundled articles (data/articles) answer.
+EXAMPLES = [
+    "When was the Bled Strategic Forum established?",
+    "In which year did Kazakhstan chair the OSCE?",
+    "Who officially launched the draft Code of Conduct?",
+    "Who headed the Kazakhstan delegation to Slovenia?",
+]
 
-def render_hits(hits: list[dict[str, Any]]) -> str:
-    """Hits as HTML; article text is untrusted, so every piece of it is escaped."""
-    if not hits:
-        return "<p>No passages found.</p>"
-    parts = []
-    for h in hits:
-        parts.append(
-            '<div class="hit">'
-            f"<h4>{h['rank']}. {html.escape(h['title'])} "
-            f"<small>(score {h['score']:.3f} · {html.escape(h['source'])})</small></h4>"
-            f"<p>{html.escape(h['text'])}</p></div>"
-        )
-    return "\n".join(parts)
+# Gradio finds a `gr.Progress` default and passes a fresh tracker on each call; with
+# track_tqdm it also follows the encoder's progress bar.
+_PROGRESS = gr.Progress(track_tqdm=True)
 
 
-def build_app(index: Index, *, title: str = "semantic-qa") -> gr.Blocks:
-    """The Gradio app over `index`; importable and testable without a server."""
+def build_app(
+    index: Index | None,
+    *,
+    title: str = "semantic-qa",
+    error: str | None = None,
+    threshold: float = NO_MATCH_BELOW,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    examples: list[str] | None = None,
+) -> gr.Blocks:
+    """The Gradio app over `index`; importable and testable without a server. With
+    `index=None` (it could not be opened: `error` says why) the page explains how to
+    build one."""
+    live = LiveIndex(index, error=error, threshold=threshold, max_upload_mb=max_upload_mb)
 
-    def ask(question: str, k: float) -> tuple[str, list[dict[str, Any]]]:
-        hits = search_hits(index, question, int(k))
-        return render_hits(hits), hits
+    def ask(question: str, k: float) -> str:
+        return live.ask(question, k)[0]
 
-    def api_search(question: str, k: float = 5) -> list[dict[str, Any]]:
-        return search_hits(index, question, int(k))
+    def ask_example(sample: list[str], k: float) -> tuple[str, str]:
+        return sample[0], live.ask(sample[0], k)[0]
+
+    def add_files(files: list[str] | None, progress: gr.Progress = _PROGRESS) -> tuple[str, str]:
+        return live.upload(files, progress), _stats(live)
+
+    def search(question: str, k: int = 5) -> list[dict[str, Any]]:
+        """The passages that best answer `question`: a list of Hit.to_dict(), best first."""
+        return live.search(question, k)
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
-        gr.Markdown(f"# {html.escape(title)}\nAsk a question about the indexed articles.")
-        with gr.Row():
-            question = gr.Textbox(label="Question", scale=4, autofocus=True)
-            k = gr.Slider(1, 20, value=5, step=1, label="Passages to show", scale=1)
-        button = gr.Button("Ask", variant="primary")
-        results = gr.HTML()
-        raw = gr.JSON(visible=False)
+        gr.HTML(f"<h1>{html.escape(title)}</h1>", elem_id="title")
+        stats = gr.HTML(_stats(live), elem_id="stats")
+        with gr.Row(equal_height=True):
+            question = gr.Textbox(
+                label="Question",
+                placeholder="Ask a question about the articles and press Enter",
+                lines=1,
+                max_lines=1,
+                scale=4,
+                autofocus=True,
+                elem_id="question",
+            )
+            k = gr.Slider(
+                1, MAX_PASSAGES, value=5, step=1, label="Passages to show", scale=1, elem_id="k"
+            )
+        button = gr.Button("Ask", variant="primary", elem_id="ask")
+        picked = gr.Dataset(
+            components=[question],
+            samples=[[q] for q in (EXAMPLES if examples is None else examples)],
+            label="Example questions (click to ask)",
+            elem_id="examples",
+        )
+        results = gr.HTML(elem_id="results")
+        with gr.Accordion("Add articles", open=False, elem_id="add-articles"):
+            files = gr.File(
+                label=(
+                    f"Article files ({', '.join(sorted(SUPPORTED_SUFFIXES))}; "
+                    f"at most {max_upload_mb:g} MB each)"
+                ),
+                file_count="multiple",
+                file_types=sorted(SUPPORTED_SUFFIXES),
+                type="filepath",
+                elem_id="files",
+            )
+            add = gr.Button("Add to the index", elem_id="add")
+            added = gr.HTML(elem_id="added")
+
         for trigger in (button.click, question.submit):
-            trigger(ask, [question, k], [results, raw], api_visibility="private")
-        gr.api(api_search, api_name="search")
+            trigger(ask, [question, k], [results], api_visibility="private")
+        picked.click(ask_example, [picked, k], [question, results], api_visibility="private")
+        add.click(add_files, [files], [added, stats], api_visibility="private")
+        gr.api(search, api_name="search")
     return app
 
 
+def _stats(live: LiveIndex) -> str:
+    index = live.index
+    if index is None:
+        return render.notice(live.missing_message(), kind="error")
+    return (
+        f'<p class="stats">Searching {len(index.documents)} articles ({len(index)} passages).</p>'
+    )
+
+
+def launch(
+    app: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    **kwargs: Any,
+) -> Any:
+    """Serve `app` on `host`:`port` with the form's CSS and the upload size limit
+    (enforced by the server as well as by the form)."""
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        css=render.CSS,
+        max_file_size=int(max_upload_mb * 1024 * 1024),
+        footer_links=["api"],
+        show_error=True,
+        **kwargs,
+    )
+
+
 def serve(
-    index_path: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 7860
+    index_path: str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
 ) -> None:
-    """Load the index and serve the form until interrupted."""
-    index = open_index(index_path)
-    build_app(index).launch(server_name=host, server_port=port, show_error=True)
+    """Load the index and serve the form until interrupted. A missing or broken
+    index still serves a page that says how to build one."""
+    index, error = None, None
+    try:
+        index = open_index(index_path)
+    except QAError as err:
+        log.error("%s", err)
+        error = str(err)
+    app = build_app(index, error=error, max_upload_mb=max_upload_mb)
+    launch(app, host=host, port=port, max_upload_mb=max_upload_mb)

@@ -1,0 +1,145 @@
+"""The form in a real browser: Debian's chromium, headless, driven by Playwright.
+
+`make test` installs chromium when it is missing (Makefile: `browser`); the browser
+that Playwright would download is never used. The page is served on 127.0.0.1 and
+every request to any other host is refused and recorded: the page must work offline.
+A screenshot is saved to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import qa
+from ui import EXAMPLES, build_app, launch
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail(
+            "chromium is not installed: run `make setup-browser` (apt-get install chromium)"
+        )
+    return found
+
+
+@pytest.fixture(scope="module")
+def url(sample_index: qa.Index) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    app = build_app(sample_index)
+    launch(app, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def page(url: str) -> Iterator[tuple]:
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+
+    def offline(route) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 1400})
+            tab.route("**/*", offline)
+            tab.goto(url)
+            yield tab, outside
+        finally:
+            browser.close()
+
+
+# What the results say: the text of their notices and cards (not Gradio's own
+# loading indicator, which also lives in #results while a request runs).
+SHOWN = """() => Array.from(document.querySelectorAll('#results .notice, #results .hit'))
+    .map(e => e.outerHTML).join('')"""
+
+
+def _results_change(tab, before: str, timeout: float = 60_000) -> None:
+    tab.wait_for_function(
+        f"before => {{ const now = ({SHOWN})(); return now !== '' && now !== before; }}",
+        arg=before,
+        timeout=timeout,
+    )
+
+
+def _results(tab) -> str:
+    return str(tab.evaluate(SHOWN))
+
+
+def test_ask_read_the_answer_click_an_example(page) -> None:
+    tab, outside = page
+    box = tab.locator("#question textarea, #question input").first
+    box.wait_for(timeout=60_000)
+    assert "Searching 5 articles" in tab.inner_text("#stats")
+
+    # type a question, press Enter, read the highlighted answer
+    before = _results(tab)
+    box.fill("When was the Bled Strategic Forum established?")
+    started = time.perf_counter()
+    box.press("Enter")
+    _results_change(tab, before)
+    seconds = time.perf_counter() - started
+    first = tab.locator("#results .hit").first
+    assert "2006" in first.locator(".passage mark.answer").inner_text()
+    assert first.locator("h4").inner_text().startswith("1. ")
+    assert "score" in first.inner_text() and "Closeness" in tab.inner_text("#results")
+    assert tab.locator("#results .hit").count() == 5  # the default "passages to show"
+    assert "do not seem to answer" not in tab.inner_text("#results")
+    first.locator("summary").click()  # the passage in its article
+    assert first.locator(".context .here mark.answer").is_visible()
+
+    # click an example: it fills the box and runs
+    before = _results(tab)
+    tab.get_by_text(EXAMPLES[2], exact=True).click()
+    _results_change(tab, before)
+    assert box.input_value() == EXAMPLES[2]
+    top = tab.locator("#results .hit").first
+    assert "Abdrakhmanov" in top.inner_text() and top.locator(".passage mark.answer").count() == 1
+
+    # the button, and a question the articles do not answer
+    before = _results(tab)
+    box.fill("What is the boiling point of liquid nitrogen?")
+    tab.click("#ask")
+    _results_change(tab, before)
+    assert "The articles do not seem to answer this" in tab.inner_text("#results")
+    assert tab.locator("#results .hit.weak").count() == 5
+
+    # an empty question
+    before = _results(tab)
+    box.fill("   ")
+    tab.click("#ask")
+    _results_change(tab, before)
+    assert "Type a question first" in tab.inner_text("#results")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    box.fill("Who officially launched the draft Code of Conduct?")
+    before = _results(tab)
+    tab.click("#ask")
+    _results_change(tab, before)
+    tab.screenshot(path=str(ARTIFACTS / "e2e-form.png"), full_page=True)
+    assert (ARTIFACTS / "e2e-form.png").stat().st_size > 10_000
+    assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
+    assert seconds < 30

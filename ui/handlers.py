@@ -1,0 +1,235 @@
+"""The form's handlers: thin calls into `qa`, testable without a server.
+
+`LiveIndex` holds the index the form searches. An upload builds a bigger index with
+`Index.add` and swaps it in when (and only when) that succeeded, so searches running
+meanwhile see the old index or the new one, never a half-built one.
+
+>>> live = LiveIndex(qa.load_index("data/index"))   # doctest: +SKIP
+>>> page, hits = live.ask("Who launched the Code of Conduct?", 5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import logging
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from qa import Index, QAError, load_documents
+from qa.documents import SUPPORTED_SUFFIXES
+from qa.passages import Passage, sentence_spans
+
+from . import render
+
+log = logging.getLogger(__name__)
+
+# Closeness (cosine similarity of the question and its closest passage) below which
+# the form says "the articles do not seem to answer this". Chosen on SQuAD-dev by
+# `python benchmarks/no_match.py` (best F0.5; BENCHMARKS.md, "Web form"): precision
+# 0.93, recall 0.89 at telling apart questions whose article is not indexed.
+NO_MATCH_BELOW = 0.40
+MAX_PASSAGES = 20
+DEFAULT_MAX_UPLOAD_MB = 10.0
+# Characters of the article shown before and after a passage in "Show in the article".
+CONTEXT_CHARS = 600
+
+Progress = Callable[..., Any]
+
+
+def _no_progress(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def search_hits(index: Index, question: str, k: int = 5) -> list[dict[str, Any]]:
+    """The API's answer: the same list of `Hit.to_dict()` as `qa.search` and the CLI."""
+    try:
+        return [hit.to_dict() for hit in index.search(question, k=int(k))]
+    except QAError as err:
+        raise gr.Error(html.escape(str(err), quote=False)) from err
+
+
+class LiveIndex:
+    """The index behind the form (None when it could not be opened: `error` says
+    why), the no-match threshold and the upload limit."""
+
+    def __init__(
+        self,
+        index: Index | None,
+        *,
+        error: str | None = None,
+        threshold: float = NO_MATCH_BELOW,
+        max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    ):
+        self._index = index
+        self.error = error
+        self.threshold = threshold
+        self.max_upload_mb = max_upload_mb
+        self._add_lock = threading.Lock()
+        self._neighbours: tuple[Index | None, tuple[dict[str, list[Passage]], dict[str, int]]] = (
+            None,
+            ({}, {}),
+        )
+
+    @property
+    def index(self) -> Index | None:
+        return self._index
+
+    def missing_message(self) -> str:
+        return (
+            f"There is no index to search. {self.error or ''} "
+            "Build one with `semantic-qa index data/articles --out data/index` "
+            "(or `make index`), then restart `semantic-qa serve`."
+        )
+
+    def search(self, question: str, k: float = 5) -> list[dict[str, Any]]:
+        """For the HTTP API: hit dicts, or a `gr.Error` with the reason."""
+        index = self._index
+        if index is None:
+            raise gr.Error(html.escape(self.missing_message(), quote=False))
+        return search_hits(index, question, int(k))
+
+    def ask(self, question: str, k: float = 5) -> tuple[str, list[dict[str, Any]]]:
+        """For the form: (results HTML, hit dicts). User mistakes become friendly
+        messages on the page rather than errors."""
+        index = self._index
+        if index is None:
+            return render.notice(self.missing_message(), kind="error"), []
+        if not isinstance(question, str) or not question.strip():
+            return render.notice(
+                "Type a question first, for example: When was the Bled Strategic Forum "
+                "established? Or click one of the examples."
+            ), []
+        k = max(1, min(MAX_PASSAGES, int(k or 5)))
+        try:
+            hits = [h.to_dict() for h in index.search(question, k=k)]
+            closeness = _closeness(index, question)
+        except QAError as err:
+            return render.notice(str(err), kind="error"), []
+        for h in hits:
+            if not h.get("answer_end", 0) > h.get("answer_start", 0):
+                h["answer_start"], h["answer_end"] = _answer_sentence(question, h["text"])
+        contexts = {h["id"]: self.context(index, h) for h in hits}
+        page = render.render_hits(
+            hits, threshold=self.threshold, closeness=closeness, contexts=contexts
+        )
+        return page, hits
+
+    def context(self, index: Index, hit: dict[str, Any]) -> tuple[str, str]:
+        """The article text just before and after a hit's passage: the neighbouring
+        passages, cut where they overlap it (passages keep their place in the article)."""
+        passages, where = self._neighbours_of(index)
+        if hit["id"] not in where:
+            return "", ""
+        doc_passages, at = passages[hit["doc_id"]], where[hit["id"]]
+        before = after = ""
+        if at > 0:
+            prev = doc_passages[at - 1]
+            before = prev.text[: max(0, hit["start"] - prev.start)]
+            before += "\n" if prev.end < hit["start"] else ""
+        if at + 1 < len(doc_passages):
+            nxt = doc_passages[at + 1]
+            after = ("\n" if nxt.start > hit["end"] else "") + nxt.text[
+                max(0, hit["end"] - nxt.start) :
+            ]
+        return before[-CONTEXT_CHARS:], after[:CONTEXT_CHARS]
+
+    def _neighbours_of(self, index: Index) -> tuple[dict[str, list[Passage]], dict[str, int]]:
+        """Each article's passages in article order, and each passage's place there;
+        computed once per index."""
+        stamp, cached = self._neighbours
+        if stamp is not index:
+            by_doc: dict[str, list[Passage]] = {}
+            for p in index.passages:
+                by_doc.setdefault(p.doc_id, []).append(p)
+            where: dict[str, int] = {}
+            for group in by_doc.values():
+                group.sort(key=lambda p: p.start)
+                where.update((p.id, i) for i, p in enumerate(group))
+            cached = (by_doc, where)
+            self._neighbours = (index, cached)
+        return cached
+
+    def upload(self, files: list[str] | None, progress: Progress = _no_progress) -> str:
+        """Add uploaded article files to the index. A bad file, a file over the size
+        limit or an id already indexed leaves the index as it was."""
+        if self._index is None:
+            return render.notice(self.missing_message(), kind="error")
+        if not files:
+            return render.notice(
+                f"Choose one or more article files ({', '.join(sorted(SUPPORTED_SUFFIXES))})."
+            )
+        paths = [Path(f) for f in files]
+        limit = self.max_upload_mb * 1024 * 1024
+        for path in paths:
+            size = path.stat().st_size
+            if size > limit:
+                return _refused(
+                    f"{path.name} is {size / 1024 / 1024:.1f} MB, over the upload limit of "
+                    f"{self.max_upload_mb:g} MB (semantic-qa serve --max-upload-mb)."
+                )
+        with self._add_lock:
+            index = self._index
+            try:
+                progress(0.0, desc=f"Reading {len(paths)} file(s)")
+                docs = [
+                    dataclasses.replace(doc, source=f"uploaded: {path.name}")
+                    for path in paths
+                    for doc in load_documents([path])
+                ]
+                progress(0.1, desc=f"Splitting and embedding {len(docs)} article(s)")
+                grown = index.add(docs, progress=True)
+            except QAError as err:
+                return _refused(_without_folders(str(err), paths))
+            except OSError as err:
+                log.exception("saving the index after an upload failed")
+                return _refused(f"the index could not be saved ({err}).")
+            self._index = grown
+        titles = ", ".join(f"“{d.title or d.id}”" for d in docs[:5])
+        more = f" and {len(docs) - 5} more" if len(docs) > 5 else ""
+        added = len(grown) - len(index)
+        return render.notice(
+            f"Added {len(docs)} article(s), {added} passages: {titles}{more}. "
+            f"They are searchable now ({len(grown.documents)} articles in the index).",
+            kind="success",
+        )
+
+
+def _closeness(index: Index, question: str) -> float:
+    """Cosine similarity of the question and its closest passage by meaning: what the
+    no-match threshold was measured on, whatever score the search itself ranks by."""
+    best = index.search_vectors(index.encoder.encode_queries([question]), 1)[0]
+    return best[0].score if best else -1.0
+
+
+def _refused(reason: str) -> str:
+    reason = reason.rstrip(". ")
+    return render.notice(f"Not added: {reason}. The index is unchanged.", kind="error")
+
+
+def _without_folders(message: str, paths: list[Path]) -> str:
+    """Error messages name uploads by file name, not by the server's temporary folder."""
+    for path in paths:
+        message = message.replace(f"{path.parent}/", "")
+    return message
+
+
+_WORD = re.compile(r"\w{3,}")
+
+
+def _answer_sentence(question: str, text: str) -> tuple[int | None, int | None]:
+    """Stopgap until hits carry `answer_start`/`answer_end`: the passage sentence that
+    shares the most words with the question, as offsets into `text`."""
+    words = {w.lower() for w in _WORD.findall(question)}
+    best = 0
+    span: tuple[int | None, int | None] = (None, None)
+    for start, end, _ in sentence_spans(text):
+        shared = len(words & {w.lower() for w in _WORD.findall(text[start:end])})
+        if shared > best:
+            best, span = shared, (start, end)
+    return span
