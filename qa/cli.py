@@ -4,6 +4,7 @@ semantic-qa index data/articles --out data/index
 semantic-qa ask "When did Kazakhstan chair the OSCE?" --k 3
 semantic-qa ask --questions questions.jsonl --k 20 --json
 semantic-qa serve --port 7860
+semantic-qa eval --articles articles.jsonl --questions questions.jsonl --baselines
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("sentence_transformers", "httpx", "transformers"):
+    for noisy in ("sentence_transformers", "httpx", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
@@ -80,6 +81,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON (Hit.to_dict())")
     p.set_defaults(run=_cmd_ask)
+
+    p = sub.add_parser("eval", help="measure retrieval on SQuAD-style questions")
+    p.add_argument("--articles", type=Path, required=True, help="articles.jsonl (id, text)")
+    p.add_argument(
+        "--questions", type=Path, required=True, help="questions.jsonl (id, question, answers)"
+    )
+    p.add_argument("--k", type=int, default=20, help="passages per question (default 20)")
+    p.add_argument("--mode", default=None, help="dense, lexical or hybrid (default hybrid)")
+    p.add_argument("--baselines", action="store_true", help="also BM25 alone and dense alone")
+    p.add_argument("--model", default=None, help="packaged model name (default all-MiniLM-L6-v2)")
+    p.add_argument("--latency-questions", type=int, default=200, help="questions timed one by one")
+    p.add_argument("--run-file", type=Path, help="write the hits (squad_bench.py format)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("serve", help="serve the web form")
     p.add_argument("--index", default=default_index, help=f"index folder (default {default_index})")
@@ -192,6 +207,32 @@ def _ask_batch(index: Any, path: Path, k: int) -> int:
     for qid, question in rows:
         hits = index.search(question, k=k)
         print(json.dumps({"id": qid, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_report, load_squad, run_file_rows
+    from .index import check_mode
+    from .query import check_k
+
+    check_k(args.k)
+    check_mode(args.mode)
+    docs, questions = load_squad(args.articles, args.questions)
+    report = evaluate(
+        docs,
+        questions,
+        k=args.k,
+        mode=args.mode,
+        baselines=args.baselines,
+        model=args.model,
+        latency_questions=max(0, args.latency_questions),
+    )
+    run = report.pop("run")
+    if args.run_file is not None:
+        with open(args.run_file, "w", encoding="utf-8") as f:
+            for row in run_file_rows(run):
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(json.dumps(report) if args.json else format_report(report))
     return 0
 
 

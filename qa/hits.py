@@ -9,8 +9,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Hit:
-    """A passage that answers a question. `score` is the cosine similarity of the
-    question and the passage (-1..1, higher is better); `rank` starts at 1."""
+    """A passage that answers a question; `rank` starts at 1. `score` is higher for
+    better hits: in mode "dense" the cosine similarity of question and passage
+    (-1..1), in "lexical" the BM25 score, in "hybrid" the fused score.
+
+    `answer_start`/`answer_end`: the sentence most likely to hold the answer, as
+    character offsets in `text` (`text[answer_start:answer_end]`). `also_in`: ids of
+    other documents holding the same (or nearly the same) passage, which are not
+    returned as hits of their own."""
 
     id: str
     doc_id: str
@@ -22,6 +28,9 @@ class Hit:
     score: float
     rank: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    answer_start: int = 0
+    answer_end: int = 0
+    also_in: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """One flat JSON-ready object. Later features only add keys."""
@@ -36,4 +45,7 @@ class Hit:
             "score": round(float(self.score), 6),
             "rank": self.rank,
             "metadata": dict(self.metadata),
+            "answer_start": self.answer_start,
+            "answer_end": self.answer_end,
+            "also_in": list(self.also_in),
         }

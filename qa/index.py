@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import numpy as np
 from embeddings import DEFAULT_MODEL, Encoder, load_encoder
 
 from . import store
+from .answers import Sentences
 from .documents import Sources, load_documents
 from .errors import (
     DocumentError,
@@ -27,17 +31,25 @@ from .errors import (
     InvalidInputError,
     ModelMismatchError,
 )
+from .fusion import fuse
 from .hits import Hit
+from .lexical import LexicalIndex, tokenize
 from .passages import Passage, SplitSettings, split_document
 from .query import check_k, check_question
 from .store import DocumentInfo
 
 log = logging.getLogger(__name__)
 
+MODES = ("dense", "lexical", "hybrid")
+DEFAULT_MODE = "hybrid"
+# Word 3-gram Jaccard similarity from which two passages count as one.
+NEAR_DUPLICATE = 0.8
+
 
 class Index:
-    """Passages of a set of articles, searchable by meaning. Exact inner-product
-    search over normalized vectors, i.e. cosine similarity."""
+    """Passages of a set of articles, searchable by meaning (dense: cosine similarity
+    of normalized vectors, FAISS), by words (lexical: BM25) or both (hybrid, the
+    default: see `qa.fusion`)."""
 
     def __init__(
         self,
@@ -47,6 +59,7 @@ class Index:
         documents: dict[str, DocumentInfo],
         settings: SplitSettings,
         path: Path | None = None,
+        lexical: LexicalIndex | None = None,
     ):
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
@@ -56,8 +69,24 @@ class Index:
         self.documents = documents
         self.settings = settings
         self.path = path
-        self._faiss = faiss.IndexFlatIP(encoder.dimension)
-        self._faiss.add(vectors)
+        self._derive(lexical)
+
+    def _derive(self, lexical: LexicalIndex | None = None) -> None:
+        """Every structure computed from the passages and vectors: FAISS, BM25 (unless
+        a loaded one is given), rows by document, groups of identical texts. The one
+        place to call after the passages change."""
+        self._faiss = faiss.IndexFlatIP(self.encoder.dimension)
+        self._faiss.add(self.vectors)
+        if lexical is None or lexical.count != len(self.passages):
+            lexical = LexicalIndex.build([p.text for p in self.passages])
+        self.lexical = lexical
+        self._rows_of_doc: dict[str, list[int]] = {}
+        same_text: dict[str, list[int]] = {}
+        for row, p in enumerate(self.passages):
+            self._rows_of_doc.setdefault(p.doc_id, []).append(row)
+            same_text.setdefault(_normalized(p.text), []).append(row)
+        self._copies = {row: rows for rows in same_text.values() if len(rows) > 1 for row in rows}
+        self._sentences: dict[int, Sentences] = {}  # filled as passages are returned
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -69,24 +98,50 @@ class Index:
             f"model {self.encoder.name}>"
         )
 
-    def search(self, question: str, k: int = 5) -> list[Hit]:
-        """The `k` passages that best answer `question`, best first.
+    def search(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """The `k` passages that best answer `question`, best first. `mode`: "hybrid"
+        (default), "dense" or "lexical". `where`: exact match on document fields
+        (`doc_id`, `title`, `source`) or metadata keys; a list value matches any of it.
 
         >>> [h.rank for h in index.search("What is the OSCE?", k=3)]  # doctest: +SKIP
         [1, 2, 3]
+        >>> index.search("OSCE chair", where={"source": "news.md"}, mode="lexical")  # doctest: +SKIP
         """
-        question, k = check_question(question), check_k(k)
-        return self.search_vectors(self.encoder.encode_queries([question]), k)[0]
+        return self.search_batch([question], k, mode=mode, where=where)[0]
 
-    def search_batch(self, questions: list[str], k: int = 5) -> list[list[Hit]]:
-        """`search` for many questions at once (encoded in batches: faster)."""
+    def search_batch(
+        self,
+        questions: list[str],
+        k: int = 5,
+        *,
+        mode: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> list[list[Hit]]:
+        """`search` for many questions at once (encoded in batches: faster).
+        `vectors`: the questions' vectors when already encoded (evaluation reuses them
+        across modes)."""
         questions, k = [check_question(q) for q in questions], check_k(k)
+        mode = check_mode(mode)
+        rows = self._where_rows(where)
         if not questions:
             return []
-        return self.search_vectors(self.encoder.encode_queries(questions), k)
+        if mode == "lexical":
+            return [self._search(q, None, k, mode, rows) for q in questions]
+        if vectors is None:
+            vectors = self.encoder.encode_queries(questions)
+        return [self._search(q, v, k, mode, rows) for q, v in zip(questions, vectors, strict=True)]
 
     def search_vectors(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
-        """Hits for ready query vectors, one list per row of `queries`."""
+        """Dense hits for ready query vectors, one list per row of `queries` (no
+        question text: no lexical part, no de-duplication)."""
         k = min(k, len(self))
         if k == 0:
             return [[] for _ in range(len(queries))]
@@ -100,11 +155,101 @@ class Index:
             for rr, ss in zip(rows, scores, strict=True)
         ]
 
-    def _hit(self, row: int, score: float, rank: int) -> Hit:
+    def _search(
+        self, question: str, vector: np.ndarray | None, k: int, mode: str, rows: np.ndarray | None
+    ) -> list[Hit]:
+        scores = self._scores(question, vector, mode, rows)
+        candidates = np.arange(len(self)) if rows is None else rows
+        kept: list[tuple[int, float]] = []
+        also: dict[int, list[str]] = {}
+        for i in _best_first(scores):
+            row = int(candidates[i])
+            twin = next((r for r, _ in kept if self._near_duplicate(row, r)), None)
+            if twin is not None:
+                also[twin].append(self.passages[row].doc_id)
+                continue
+            kept.append((row, float(scores[i])))
+            also[row] = [self.passages[r].doc_id for r in self._copies.get(row, []) if r != row]
+            if len(kept) == k:
+                break
+        weights = self.lexical.idf(tokenize(question))
+        hits = []
+        for rank, (row, score) in enumerate(kept, 1):
+            start, end, _ = self._sentences_of(row).best(weights)
+            doc_id = self.passages[row].doc_id
+            others = tuple(dict.fromkeys(d for d in also[row] if d != doc_id))
+            hits.append(self._hit(row, score, rank, (start, end), others))
+        return hits
+
+    def _scores(
+        self, question: str, vector: np.ndarray | None, mode: str, rows: np.ndarray | None
+    ) -> np.ndarray:
+        """One score per passage for `mode` (per row of `rows` when given)."""
+        lexical = dense = None
+        if mode != "dense":
+            lexical = self.lexical.scores(question)
+            lexical = lexical if rows is None else lexical[rows]
+        if vector is not None:
+            dense = (self.vectors if rows is None else self.vectors[rows]) @ vector
+        if dense is None or lexical is None:
+            result = dense if lexical is None else lexical
+            assert result is not None
+            return result
+        return fuse(dense, lexical)
+
+    def _where_rows(self, where: Mapping[str, Any] | None) -> np.ndarray | None:
+        """Rows of the passages of the documents that `where` selects (None: all)."""
+        if where is None:
+            return None
+        if not isinstance(where, Mapping) or not all(isinstance(key, str) for key in where):
+            raise InvalidInputError(
+                f"where must be a dict of field -> value, got {type(where).__name__}: {where!r:.60}"
+            )
+        docs = [
+            d for d in self.documents.values() if all(_matches(d, f, v) for f, v in where.items())
+        ]
+        rows = sorted(r for d in docs for r in self._rows_of_doc.get(d.id, []))
+        return np.asarray(rows, dtype=np.int64)
+
+    def _near_duplicate(self, a: int, b: int) -> bool:
+        """Same text up to case and spacing, or (overlapping windows, lightly edited
+        copies) word 3-gram Jaccard similarity of at least `NEAR_DUPLICATE`."""
+        if b in self._copies.get(a, ()):
+            return True
+        x, y = _shingles(self.passages[a].text), _shingles(self.passages[b].text)
+        return bool(x and y) and len(x & y) >= NEAR_DUPLICATE * len(x | y)
+
+    def _sentences_of(self, row: int) -> Sentences:
+        sentences = self._sentences.get(row)
+        if sentences is None:
+            sentences = self._sentences[row] = Sentences.of(self.passages[row].text)
+        return sentences
+
+    def _hit(
+        self,
+        row: int,
+        score: float,
+        rank: int,
+        answer: tuple[int, int] | None = None,
+        also_in: tuple[str, ...] = (),
+    ) -> Hit:
         p = self.passages[row]
         doc = self.documents[p.doc_id]
+        start, end = answer if answer is not None else (0, len(p.text))
         return Hit(
-            p.id, p.doc_id, doc.title, doc.source, p.start, p.end, p.text, score, rank, doc.metadata
+            p.id,
+            p.doc_id,
+            doc.title,
+            doc.source,
+            p.start,
+            p.end,
+            p.text,
+            score,
+            rank,
+            doc.metadata,
+            start,
+            end,
+            also_in,
         )
 
     def add(self, documents: Sources, *, progress: bool | None = None) -> Index:
@@ -143,7 +288,14 @@ class Index:
     def save(self, path: str | Path) -> Path:
         """Write the index directory (atomically; see `qa.store`)."""
         path = Path(path)
-        store.save(path, self.vectors, self.passages, self.documents.values(), self.info())
+        store.save(
+            path,
+            self.vectors,
+            self.passages,
+            self.documents.values(),
+            self.info(),
+            self.lexical.to_files(),
+        )
         self.path = path
         return path
 
@@ -212,7 +364,58 @@ def load_index(path: str | Path, *, model: str | Encoder | None = None) -> Index
         settings = SplitSettings(**manifest.get("split", {}))
     except (TypeError, InvalidInputError) as err:
         raise IndexCorruptError(f"{path}: unusable split settings in manifest ({err})") from err
-    return Index(encoder, stored.passages, stored.vectors, stored.documents, settings, Path(path))
+    lexical = LexicalIndex.from_files(stored.lexical, len(stored.passages))
+    return Index(
+        encoder, stored.passages, stored.vectors, stored.documents, settings, Path(path), lexical
+    )
+
+
+def check_mode(mode: Any) -> str:
+    """`mode` or the default one; `InvalidInputError` for anything else."""
+    if mode is None:
+        return DEFAULT_MODE
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return str(mode)
+
+
+def _best_first(scores: np.ndarray) -> Iterator[int]:
+    """Positions of `scores`, best first (ties: lower position first), sorting only
+    as much as the caller consumes."""
+    n, shown = len(scores), 0
+    step = 64
+    while shown < n:
+        top = min(n, shown + step)
+        order = np.argsort(-scores, kind="stable")[:top] if top == n else _top(scores, top)
+        yield from (int(i) for i in order[shown:top])
+        shown, step = top, step * 4
+
+
+def _top(scores: np.ndarray, m: int) -> np.ndarray:
+    part = np.argpartition(-scores, m - 1)[:m]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def _matches(doc: DocumentInfo, field: str, value: Any) -> bool:
+    actual = {"doc_id": doc.id, "id": doc.id, "title": doc.title, "source": doc.source}.get(
+        field, doc.metadata.get(field, _MISSING)
+    )
+    if isinstance(value, list | tuple | set | frozenset):
+        return actual in value
+    return bool(actual == value)
+
+
+_MISSING = object()
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@functools.lru_cache(maxsize=4096)
+def _shingles(text: str) -> frozenset[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return frozenset(zip(words, words[1:], words[2:], strict=False))
 
 
 def _encoder(model: str | Encoder | None) -> Encoder:

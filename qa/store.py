@@ -4,6 +4,8 @@
     vectors-<sha>.npy          float32 [passages x dimension], numpy format, no pickle
     passages-<sha>.jsonl       one passage per line: id, doc_id, start, end, text
     documents-<sha>.jsonl      one article per line: id, title, source, metadata, sha256
+    bm25-*-<sha>.npy|.json     the lexical (BM25) index as bm25s saves it: .npy arrays
+                               (no pickle) and .json vocabulary/parameters
 
 Data files are named by their content and written before the manifest, which is
 replaced atomically last: a save interrupted at any point leaves the previous
@@ -30,10 +32,21 @@ from .errors import IndexCorruptError, IndexFormatError, IndexNotFoundError
 from .passages import Passage
 
 FORMAT = "semantic-qa-index"
-FORMAT_VERSION = 1
+# 2: adds the BM25 parts (lexical and hybrid search).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-_PARTS = ("vectors", "passages", "documents")
-_SUFFIX = {"vectors": ".npy", "passages": ".jsonl", "documents": ".jsonl"}
+LEXICAL_PARTS = ("bm25-params", "bm25-vocab", "bm25-data", "bm25-indices", "bm25-indptr")
+_SUFFIX = {
+    "vectors": ".npy",
+    "passages": ".jsonl",
+    "documents": ".jsonl",
+    "bm25-params": ".json",
+    "bm25-vocab": ".json",
+    "bm25-data": ".npy",
+    "bm25-indices": ".npy",
+    "bm25-indptr": ".npy",
+}
+_PARTS = tuple(_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class StoredIndex:
     vectors: np.ndarray
     passages: list[Passage]
     documents: dict[str, DocumentInfo]
+    lexical: dict[str, bytes]  # verified bm25s files by part name (see qa.lexical)
 
 
 def save(
@@ -61,8 +75,10 @@ def save(
     passages: list[Passage],
     documents: Iterable[DocumentInfo],
     info: dict[str, Any],
+    lexical: dict[str, bytes],
 ) -> dict[str, Any]:
-    """Write an index directory; `info` goes into the manifest (model, dimension, ...)."""
+    """Write an index directory; `info` goes into the manifest (model, dimension, ...);
+    `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise IndexNotFoundError(f"{path} is a file, not an index folder: choose another --out")
@@ -77,6 +93,7 @@ def save(
         "vectors": _npy_bytes(vectors),
         "passages": _jsonl_bytes(asdict(p) for p in passages),
         "documents": _jsonl_bytes(asdict(d) for d in docs),
+        **{part: lexical[part] for part in LEXICAL_PARTS},
     }
     files: dict[str, dict[str, Any]] = {}
     for part, data in blobs.items():
@@ -153,7 +170,8 @@ def load(path: str | Path) -> StoredIndex:
         raise IndexCorruptError(
             f"{path}: passages of unknown documents {sorted(unknown)[:3]}: {how}"
         )
-    return StoredIndex(manifest, vectors, passages, documents)
+    lexical = {part: raw[part] for part in LEXICAL_PARTS}
+    return StoredIndex(manifest, vectors, passages, documents, lexical)
 
 
 def read_documents(path: str | Path) -> dict[str, DocumentInfo]:

@@ -19,7 +19,7 @@ def test_faiss_matches_numpy_oracle(fake: FakeEncoder) -> None:
     ]
     index = qa.build_index(docs, model=fake)
     for question in ["shared text", "Word7 Extra1", "number 12"]:
-        hits = index.search(question, k=10)
+        hits = index.search(question, k=10, mode="dense")
         query = fake.encode_queries([question])[0]
         scores = index.vectors @ query
         order = np.argsort(-scores, kind="stable")[:10]
@@ -37,7 +37,8 @@ def test_hit_fields_and_to_dict(tiny_index: qa.Index) -> None:
     doc = next(d for d in TINY if d.id == "rivers")
     assert doc.text[hit.start : hit.end] == hit.text
     assert set(hit.to_dict()) == {
-        "id", "doc_id", "title", "source", "start", "end", "text", "score", "rank", "metadata"
+        "id", "doc_id", "title", "source", "start", "end", "text", "score", "rank", "metadata",
+        "answer_start", "answer_end", "also_in",
     }  # fmt: skip
     json.dumps(hit.to_dict())
 
@@ -96,7 +97,8 @@ def test_resave_replaces_files_and_keeps_one_version(tmp_path: Path, fake: FakeE
     qa.build_index(TINY, tmp_path / "idx", model=fake)
     qa.build_index(TINY[:2], tmp_path / "idx", model=fake)
     names = sorted(p.name for p in (tmp_path / "idx").iterdir())
-    assert len(names) == 4 and "manifest.json" in names
+    # one file per part (vectors, passages, documents, 5 BM25 files) + the manifest
+    assert len(names) == 9 and "manifest.json" in names
     assert len(qa.load_index(tmp_path / "idx", model=fake).documents) == 2
 
 

@@ -1,0 +1,151 @@
+"""Hybrid search, modes, metadata filters, duplicate passages and answer sentences,
+through `Index.search` as a user calls it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import qa
+from qa.fusion import fuse, normalize
+from qa.lexical import tokenize
+
+from .conftest import TINY, FakeEncoder
+
+NEWS = [
+    qa.Document(
+        f"n{i}",
+        f"Report {i} on harbour traffic. Ships number {i * 7} arrived on day {i}.",
+        f"Report {i}",
+        source="news.md" if i % 10 == 0 else "archive.md",
+        metadata={"year": 2000 + i % 5},
+    )
+    for i in range(60)
+]
+
+
+def test_modes_give_their_own_scores(fake: FakeEncoder) -> None:
+    index = qa.build_index(TINY, model=fake)
+    question = "Where does the Danube flow?"
+    query = fake.encode_queries([question])[0]
+    dense, lexical = index.vectors @ query, index.lexical.scores(question)
+    for mode, expected in [
+        ("dense", dense),
+        ("lexical", lexical),
+        ("hybrid", 0.5 * normalize(dense) + 0.5 * normalize(lexical)),
+    ]:
+        hits = index.search(question, k=len(index), mode=mode)
+        assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
+        assert hits[0].doc_id == "rivers"
+
+
+def test_default_mode_is_hybrid(fake: FakeEncoder) -> None:
+    index = qa.build_index(TINY, model=fake)
+    assert [h.to_dict() for h in index.search("cats sleep", 3)] == [
+        h.to_dict() for h in index.search("cats sleep", 3, mode="hybrid")
+    ]
+    assert qa.search("cats sleep", 3, index=index) == index.search("cats sleep", 3)
+
+
+@pytest.mark.parametrize("mode", ["fast", "", "HYBRID", 3])
+def test_bad_mode(tiny_index: qa.Index, mode: object) -> None:
+    with pytest.raises(qa.InvalidInputError, match="mode must be one of dense, lexical, hybrid"):
+        tiny_index.search("cats", 3, mode=mode)  # type: ignore[arg-type]
+
+
+def test_fusion_schemes() -> None:
+    dense, lexical = np.array([0.9, 0.5, 0.1]), np.array([0.0, 12.0, 3.0])
+    assert fuse(dense, lexical).tolist() == pytest.approx([0.5, 0.75, 0.125])
+    rrf = fuse(dense, lexical, method="rrf")
+    assert rrf.tolist() == pytest.approx(
+        [0.5 / 61 + 0.5 / 63, 0.5 / 62 + 0.5 / 61, 0.5 / 63 + 0.5 / 62]
+    )
+    assert normalize(np.array([2.0, 2.0])).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="unknown fusion 'max'"):
+        fuse(dense, lexical, method="max")
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_where_returns_k_matching_passages_even_when_rare(fake: FakeEncoder, mode: str) -> None:
+    index = qa.build_index(NEWS, model=fake)
+    news = [h for h in index.search("harbour ships", 50, mode=mode) if h.source == "news.md"]
+    assert len(news) < 6  # unfiltered, the 6 news passages are mostly crowded out
+    hits = index.search("harbour ships", 5, mode=mode, where={"source": "news.md"})
+    assert len(hits) == 5 and all(h.source == "news.md" for h in hits)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    everything = index.search("harbour ships", 50, mode=mode, where={"source": "news.md"})
+    assert sorted(h.doc_id for h in everything) == [f"n{i}" for i in range(0, 60, 10)]
+
+
+def test_where_fields_and_values(fake: FakeEncoder) -> None:
+    index = qa.build_index(NEWS, model=fake)
+    assert {h.doc_id for h in index.search("ships", 5, where={"doc_id": "n7"})} == {"n7"}
+    assert {h.title for h in index.search("ships", 5, where={"title": "Report 3"})} == {"Report 3"}
+    by_year = index.search("ships", 100, where={"year": 2001})
+    assert len(by_year) == 12 and all(h.metadata["year"] == 2001 for h in by_year)
+    both = index.search("ships", 100, where={"year": [2001, 2002], "source": "archive.md"})
+    assert {h.metadata["year"] for h in both} == {2001, 2002}
+    assert all(h.source == "archive.md" for h in both)
+    assert index.search("ships", 5, where={"source": "nowhere.md"}) == []
+    assert index.search("ships", 5, where={"no-such-key": 1}) == []
+
+
+@pytest.mark.parametrize("where", ["news.md", ["source"], {1: "x"}])
+def test_bad_where(tiny_index: qa.Index, where: object) -> None:
+    with pytest.raises(qa.InvalidInputError, match="where must be a dict of field -> value"):
+        tiny_index.search("cats", 3, where=where)  # type: ignore[arg-type]
+
+
+def test_duplicate_passages_do_not_crowd_the_results() -> None:
+    text = (
+        "The lighthouse keeper lit the lamp at dusk every evening, climbed down the "
+        "long stair, wrote the hour in the log book and watched the ships pass the "
+        "rocks until the morning tide turned and the fishing boats came home."
+    )
+    docs = [
+        qa.Document("orig", text),
+        qa.Document("copy", text),
+        qa.Document("spaced", text.upper().replace(" ", "  ")),
+        qa.Document("edited", text.replace("dusk", "sunset")),
+        qa.Document("other", "A keeper of bees collected honey at dusk."),
+    ]
+    index = qa.build_index(docs, model=FakeEncoder(max_tokens=200))
+    assert len(index) == 5
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = index.search("When did the keeper light the lamp?", 5, mode=mode)
+        assert [h.doc_id for h in hits] == ["orig", "other"], mode
+        assert hits[0].also_in == ("copy", "spaced", "edited")
+        assert hits[0].to_dict()["also_in"] == ["copy", "spaced", "edited"]
+        assert hits[1].also_in == ()
+
+
+def test_answer_sentence_offsets_are_in_the_passage(fake: FakeEncoder) -> None:
+    doc = qa.Document(
+        "apollo",
+        "The Moon is far. Apollo 11 landed there in 1969. The crew came back safely.",
+    )
+    index = qa.build_index([doc], model=fake)
+    for mode in ("dense", "lexical", "hybrid"):
+        hit = index.search("In which year did Apollo 11 land?", 1, mode=mode)[0]
+        assert hit.text[hit.answer_start : hit.answer_end] == "Apollo 11 landed there in 1969."
+        d = hit.to_dict()
+        assert (d["answer_start"], d["answer_end"]) == (hit.answer_start, hit.answer_end)
+        assert doc.text[hit.start + hit.answer_start : hit.start + hit.answer_end] == (
+            "Apollo 11 landed there in 1969."
+        )
+
+
+def test_answer_sentence_without_shared_words_is_the_first_sentence(fake: FakeEncoder) -> None:
+    index = qa.build_index(TINY, model=fake)
+    hit = index.search("zzyzx", 1, mode="dense")[0]
+    assert 0 <= hit.answer_start < hit.answer_end <= len(hit.text)
+    assert hit.answer_start == 0
+    assert tokenize("zzyzx") == ["zzyzx"]
+
+
+def test_search_batch_equals_search(fake: FakeEncoder) -> None:
+    index = qa.build_index(NEWS, model=fake)
+    questions = ["harbour ships", "day 7", "Report 12"]
+    for mode in ("dense", "lexical", "hybrid"):
+        batch = index.search_batch(questions, 4, mode=mode, where={"year": 2002})
+        assert batch == [index.search(q, 4, mode=mode, where={"year": 2002}) for q in questions]
