@@ -28,15 +28,21 @@ RRF_C = 60
 def fuse(
     dense: np.ndarray,
     lexical: np.ndarray,
+    sentences: np.ndarray | None = None,
     *,
     method: str = DEFAULT_FUSION,
     weight: float = DEFAULT_WEIGHT,
 ) -> np.ndarray:
-    """One fused score per candidate (higher is better)."""
+    """One fused score per candidate (higher is better). `sentences`: each
+    candidate's best sentence score (dense), a third signal; with it the dense share
+    `weight` is split evenly between the passage and its best sentence."""
+    signals = [(dense, weight), (lexical, 1 - weight)]
+    if sentences is not None:
+        signals = [(dense, weight / 2), (sentences, weight / 2), (lexical, 1 - weight)]
     if method == "rrf":
-        return weight / (RRF_C + _ranks(dense)) + (1 - weight) / (RRF_C + _ranks(lexical))
+        return sum((w / (RRF_C + _ranks(x)) for x, w in signals), np.zeros(len(dense)))
     if method == "score":
-        return weight * normalize(dense) + (1 - weight) * normalize(lexical)
+        return sum((w * normalize(x) for x, w in signals), np.zeros(len(dense), np.float32))
     raise ValueError(f"unknown fusion {method!r}: use one of {', '.join(FUSIONS)}")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from embeddings import DEFAULT_MODEL, Encoder, load_encoder
 
 from . import store
-from .answers import Sentences
+from .answers import Sentences, sentence_bounds
 from .documents import Sources, load_documents
 from .errors import (
     DocumentError,
@@ -60,6 +60,7 @@ class Index:
         settings: SplitSettings,
         path: Path | None = None,
         lexical: LexicalIndex | None = None,
+        sentence_vectors: np.ndarray | None = None,
     ):
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
@@ -69,12 +70,14 @@ class Index:
         self.documents = documents
         self.settings = settings
         self.path = path
+        self.sentence_vectors = sentence_vectors
         self._derive(lexical)
 
     def _derive(self, lexical: LexicalIndex | None = None) -> None:
         """Every structure computed from the passages and vectors: FAISS, BM25 (unless
-        a loaded one is given), rows by document, groups of identical texts. The one
-        place to call after the passages change."""
+        a loaded one is given), rows by document, groups of identical texts, where
+        each passage's sentence vectors start. The one place to call after the
+        passages change."""
         self._faiss = faiss.IndexFlatIP(self.encoder.dimension)
         self._faiss.add(self.vectors)
         if lexical is None or lexical.count != len(self.passages):
@@ -87,6 +90,16 @@ class Index:
             same_text.setdefault(_normalized(p.text), []).append(row)
         self._copies = {row: rows for rows in same_text.values() if len(rows) > 1 for row in rows}
         self._sentences: dict[int, Sentences] = {}  # filled as passages are returned
+        counts = [len(sentence_bounds(p.text)) for p in self.passages]
+        self._sentence_starts = np.cumsum([0, *counts[:-1]]).astype(np.int64)
+        if self.sentence_vectors is not None and self.sentence_vectors.shape != (
+            sum(counts),
+            self.encoder.dimension,
+        ):
+            raise ValueError(
+                f"sentence vectors {self.sentence_vectors.shape} do not match the "
+                f"{sum(counts)} sentences of the passages"
+            )
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -195,7 +208,13 @@ class Index:
             result = dense if lexical is None else lexical
             assert result is not None
             return result
-        return fuse(dense, lexical)
+        sentences = None
+        if self.sentence_vectors is not None and len(self):
+            # each passage's best-matching sentence: finds the one relevant sentence
+            # that a long passage's single vector dilutes
+            best = np.maximum.reduceat(self.sentence_vectors @ vector, self._sentence_starts)
+            sentences = best if rows is None else best[rows]
+        return fuse(dense, lexical, sentences)
 
     def _where_rows(self, where: Mapping[str, Any] | None) -> np.ndarray | None:
         """Rows of the passages of the documents that `where` selects (None: all)."""
@@ -272,6 +291,10 @@ class Index:
             )
         passages = [p for d in docs for p in split_document(d, self.encoder, self.settings)]
         vectors = self.encoder.encode_documents([p.text for p in passages], progress=progress)
+        sentence_vectors = None
+        if self.sentence_vectors is not None:
+            added = encode_sentences(self.encoder, passages, progress=progress)
+            sentence_vectors = np.concatenate([self.sentence_vectors, added])
         infos = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
         grown = Index(
             self.encoder,
@@ -279,6 +302,7 @@ class Index:
             np.concatenate([self.vectors, vectors]),
             {**self.documents, **infos},
             self.settings,
+            sentence_vectors=sentence_vectors,
         )
         if self.path is not None:
             grown.save(self.path)
@@ -295,6 +319,7 @@ class Index:
             self.documents.values(),
             self.info(),
             self.lexical.to_files(),
+            self.sentence_vectors,
         )
         self.path = path
         return path
@@ -316,9 +341,12 @@ def build_index(
     settings: SplitSettings | None = None,
     skip_bad: bool = False,
     progress: bool | None = None,
+    sentences: bool = True,
 ) -> Index:
     """Load articles, split them into passages, embed them and index them; save the
-    index to `path` when given. `sources`: files, folders or `Document`s."""
+    index to `path` when given. `sources`: files, folders or `Document`s.
+    `sentences`: also embed every sentence, for hybrid search's sentence-level score
+    (better first results, about 2x the indexing time; BENCHMARKS.md)."""
     encoder = _encoder(model)
     settings = settings or SplitSettings()
     docs = load_documents(sources, skip_bad=skip_bad)
@@ -329,8 +357,11 @@ def build_index(
     started = time.perf_counter()
     passages = [p for doc in docs for p in split_document(doc, encoder, settings)]
     vectors = encoder.encode_documents([p.text for p in passages], progress=progress)
+    sentence_vectors = encode_sentences(encoder, passages, progress=progress) if sentences else None
     documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
-    index = Index(encoder, passages, vectors, documents, settings)
+    index = Index(
+        encoder, passages, vectors, documents, settings, sentence_vectors=sentence_vectors
+    )
     log.info(
         "indexed %d documents, %d passages in %.1f s",
         len(docs),
@@ -365,9 +396,29 @@ def load_index(path: str | Path, *, model: str | Encoder | None = None) -> Index
     except (TypeError, InvalidInputError) as err:
         raise IndexCorruptError(f"{path}: unusable split settings in manifest ({err})") from err
     lexical = LexicalIndex.from_files(stored.lexical, len(stored.passages))
-    return Index(
-        encoder, stored.passages, stored.vectors, stored.documents, settings, Path(path), lexical
-    )
+    try:
+        return Index(
+            encoder,
+            stored.passages,
+            stored.vectors,
+            stored.documents,
+            settings,
+            Path(path),
+            lexical,
+            stored.sentence_vectors,
+        )
+    except ValueError as err:
+        raise IndexCorruptError(
+            f"{path}: {err}: rebuild it with: semantic-qa index ARTICLES... --out {path}"
+        ) from err
+
+
+def encode_sentences(
+    encoder: Encoder, passages: list[Passage], *, progress: bool | None = None
+) -> np.ndarray:
+    """Vectors of every sentence of every passage, passage by passage, in order."""
+    texts = [p.text[s:e] for p in passages for s, e in sentence_bounds(p.text)]
+    return encoder.encode_documents(texts, progress=progress).reshape(-1, encoder.dimension)
 
 
 def check_mode(mode: Any) -> str:

@@ -6,6 +6,8 @@
     documents-<sha>.jsonl      one article per line: id, title, source, metadata, sha256
     bm25-*-<sha>.npy|.json     the lexical (BM25) index as bm25s saves it: .npy arrays
                                (no pickle) and .json vocabulary/parameters
+    sentence-vectors-<sha>.npy optional: float32 [sentences x dimension], every
+                               sentence of every passage in order (hybrid search)
 
 Data files are named by their content and written before the manifest, which is
 replaced atomically last: a save interrupted at any point leaves the previous
@@ -45,8 +47,10 @@ _SUFFIX = {
     "bm25-data": ".npy",
     "bm25-indices": ".npy",
     "bm25-indptr": ".npy",
+    "sentence-vectors": ".npy",
 }
-_PARTS = tuple(_SUFFIX)
+_OPTIONAL = ("sentence-vectors",)
+_PARTS = tuple(part for part in _SUFFIX if part not in _OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class StoredIndex:
     passages: list[Passage]
     documents: dict[str, DocumentInfo]
     lexical: dict[str, bytes]  # verified bm25s files by part name (see qa.lexical)
+    sentence_vectors: np.ndarray | None = None
 
 
 def save(
@@ -76,6 +81,7 @@ def save(
     documents: Iterable[DocumentInfo],
     info: dict[str, Any],
     lexical: dict[str, bytes],
+    sentence_vectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write an index directory; `info` goes into the manifest (model, dimension, ...);
     `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`)."""
@@ -95,6 +101,8 @@ def save(
         "documents": _jsonl_bytes(asdict(d) for d in docs),
         **{part: lexical[part] for part in LEXICAL_PARTS},
     }
+    if sentence_vectors is not None:
+        blobs["sentence-vectors"] = _npy_bytes(sentence_vectors)
     files: dict[str, dict[str, Any]] = {}
     for part, data in blobs.items():
         digest = hashlib.sha256(data).hexdigest()
@@ -108,6 +116,7 @@ def save(
         **info,
         "documents": len(docs),
         "passages": len(passages),
+        "sentences": None if sentence_vectors is None else len(sentence_vectors),
         "files": files,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -171,7 +180,25 @@ def load(path: str | Path) -> StoredIndex:
             f"{path}: passages of unknown documents {sorted(unknown)[:3]}: {how}"
         )
     lexical = {part: raw[part] for part in LEXICAL_PARTS}
-    return StoredIndex(manifest, vectors, passages, documents, lexical)
+    sentence_vectors = None
+    if "sentence-vectors" in manifest["files"]:
+        data = _read_checked(path, manifest, "sentence-vectors")
+        try:
+            sentence_vectors = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as err:
+            raise IndexCorruptError(
+                f"{path}: sentence vectors do not parse ({err}): {how}"
+            ) from err
+        if sentence_vectors.dtype != np.float32 or sentence_vectors.shape != (
+            manifest.get("sentences"),
+            dim,
+        ):
+            raise IndexCorruptError(
+                f"{path}: sentence vectors are {sentence_vectors.dtype}"
+                f"{list(sentence_vectors.shape)}, manifest says "
+                f"float32[{manifest.get('sentences')}, {dim}]: {how}"
+            )
+    return StoredIndex(manifest, vectors, passages, documents, lexical, sentence_vectors)
 
 
 def read_documents(path: str | Path) -> dict[str, DocumentInfo]:
@@ -239,7 +266,7 @@ def _atomic_write(file: Path, data: bytes) -> None:
 
 
 def _remove_unreferenced(path: Path, keep: set[str]) -> None:
-    for part in _PARTS:
+    for part in _SUFFIX:
         for old in path.glob(f"{part}-*{_SUFFIX[part]}"):
             if old.name not in keep:
                 with contextlib.suppress(OSError):

@@ -3,10 +3,13 @@ through `Index.search` as a user calls it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import qa
+from qa.answers import sentence_bounds
 from qa.fusion import fuse, normalize
 from qa.lexical import tokenize
 
@@ -29,14 +32,51 @@ def test_modes_give_their_own_scores(fake: FakeEncoder) -> None:
     question = "Where does the Danube flow?"
     query = fake.encode_queries([question])[0]
     dense, lexical = index.vectors @ query, index.lexical.scores(question)
-    for mode, expected in [
-        ("dense", dense),
-        ("lexical", lexical),
-        ("hybrid", 0.5 * normalize(dense) + 0.5 * normalize(lexical)),
-    ]:
+    # the best sentence of each passage, by brute force over its own sentences
+    best_sentence = [
+        max(fake.encode_documents([p.text[s:e]])[0] @ query for s, e in sentence_bounds(p.text))
+        for p in index.passages
+    ]
+    hybrid = 0.25 * normalize(dense) + 0.25 * normalize(best_sentence) + 0.5 * normalize(lexical)
+    for mode, expected in [("dense", dense), ("lexical", lexical), ("hybrid", hybrid)]:
         hits = index.search(question, k=len(index), mode=mode)
         assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
         assert hits[0].doc_id == "rivers"
+
+
+def test_hybrid_without_sentence_vectors_fuses_two_signals(fake: FakeEncoder) -> None:
+    index = qa.build_index(TINY, model=fake, sentences=False)
+    assert index.sentence_vectors is None
+    question = "Where does the Danube flow?"
+    dense = index.vectors @ fake.encode_queries([question])[0]
+    expected = 0.5 * normalize(dense) + 0.5 * normalize(index.lexical.scores(question))
+    hits = index.search(question, k=len(index))
+    assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
+
+
+def test_sentence_vectors_roundtrip_and_add(tmp_path: Path, fake: FakeEncoder) -> None:
+    built = qa.build_index(TINY[:2], tmp_path / "idx", model=fake)
+    assert built.sentence_vectors is not None
+    count = sum(len(sentence_bounds(p.text)) for p in built.passages)
+    assert built.sentence_vectors.shape == (count, fake.dimension)
+    loaded = qa.load_index(tmp_path / "idx", model=fake)
+    assert loaded.sentence_vectors is not None
+    np.testing.assert_array_equal(loaded.sentence_vectors, built.sentence_vectors)
+    grown = loaded.add([TINY[2]])
+    whole = qa.build_index(TINY, model=fake)
+    assert grown.sentence_vectors is not None and whole.sentence_vectors is not None
+    np.testing.assert_allclose(grown.sentence_vectors, whole.sentence_vectors, atol=1e-6)
+    assert [h.to_dict() for h in grown.search("Apollo Moon 1969", 3)] == [
+        h.to_dict() for h in whole.search("Apollo Moon 1969", 3)
+    ]
+
+
+def test_tampered_sentence_vectors_raise(tmp_path: Path, fake: FakeEncoder) -> None:
+    qa.build_index(TINY, tmp_path / "idx", model=fake)
+    file = next((tmp_path / "idx").glob("sentence-vectors-*.npy"))
+    file.write_bytes(file.read_bytes()[:-8])
+    with pytest.raises(qa.IndexCorruptError, match="truncated or edited"):
+        qa.load_index(tmp_path / "idx", model=fake)
 
 
 def test_default_mode_is_hybrid(fake: FakeEncoder) -> None:
@@ -56,6 +96,10 @@ def test_bad_mode(tiny_index: qa.Index, mode: object) -> None:
 def test_fusion_schemes() -> None:
     dense, lexical = np.array([0.9, 0.5, 0.1]), np.array([0.0, 12.0, 3.0])
     assert fuse(dense, lexical).tolist() == pytest.approx([0.5, 0.75, 0.125])
+    sentences = np.array([0.1, 0.2, 0.3])
+    assert fuse(dense, lexical, sentences).tolist() == pytest.approx(
+        [0.25, 0.25 * 0.5 + 0.25 * 0.5 + 0.5, 0.25 + 0.5 * 0.25]
+    )
     rrf = fuse(dense, lexical, method="rrf")
     assert rrf.tolist() == pytest.approx(
         [0.5 / 61 + 0.5 / 63, 0.5 / 62 + 0.5 / 61, 0.5 / 63 + 0.5 / 62]

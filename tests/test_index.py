@@ -97,8 +97,9 @@ def test_resave_replaces_files_and_keeps_one_version(tmp_path: Path, fake: FakeE
     qa.build_index(TINY, tmp_path / "idx", model=fake)
     qa.build_index(TINY[:2], tmp_path / "idx", model=fake)
     names = sorted(p.name for p in (tmp_path / "idx").iterdir())
-    # one file per part (vectors, passages, documents, 5 BM25 files) + the manifest
-    assert len(names) == 9 and "manifest.json" in names
+    # one file per part (vectors, passages, documents, 5 BM25 files, sentence
+    # vectors) + the manifest
+    assert len(names) == 10 and "manifest.json" in names
     assert len(qa.load_index(tmp_path / "idx", model=fake).documents) == 2
 
 
