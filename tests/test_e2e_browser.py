@@ -35,11 +35,17 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def url(sample_index: qa.Index) -> Iterator[str]:
+def url(
+    sample_index: qa.Index, real_encoder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    # a copy: uploads in this test save into the index folder
+    assert sample_index.path is not None
+    folder = tmp_path_factory.mktemp("e2e") / "index"
+    shutil.copytree(sample_index.path, folder)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    app = build_app(sample_index)
+    app = build_app(qa.load_index(folder, model=real_encoder))
     launch(app, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
@@ -133,6 +139,29 @@ def test_ask_read_the_answer_click_an_example(page) -> None:
     tab.click("#ask")
     _results_change(tab, before)
     assert "Type a question first" in tab.inner_text("#results")
+
+    # upload an article; it is searchable at once
+    article = ARTIFACTS.parent / "artifacts" / "upload" / "glaciers.md"
+    article.parent.mkdir(parents=True, exist_ok=True)
+    article.write_text(
+        "# Glaciers of Kazakhstan\n\nThe Tuyuksu glacier near Almaty has been measured "
+        "since 1957. It loses about half a metre of ice every year.\n",
+        encoding="utf-8",
+    )
+    tab.locator("#add-articles").get_by_text("Add articles").first.click()
+    tab.locator("#files input[type=file]").set_input_files(str(article))
+    tab.locator("#files").get_by_text("glaciers.md").first.wait_for(timeout=30_000)
+    tab.click("#add")
+    tab.locator("#added .notice.success").wait_for(timeout=120_000)
+    assert "Added 1 article(s)" in tab.inner_text("#added")
+    assert "Searching 6 articles" in tab.inner_text("#stats")
+    before = _results(tab)
+    box.fill("Since when has the Tuyuksu glacier been measured?")
+    box.press("Enter")
+    _results_change(tab, before)
+    top = tab.locator("#results .hit").first
+    assert "Glaciers of Kazakhstan" in top.locator("h4").inner_text()
+    assert "uploaded: glaciers.md" in top.inner_text()
 
     ARTIFACTS.mkdir(exist_ok=True)
     box.fill("Who officially launched the draft Code of Conduct?")

@@ -14,8 +14,8 @@ import pytest
 import qa
 import ui
 from qa.cli import main as cli
-from ui import EXAMPLES, LiveIndex, build_app, launch, render_hits, search_hits
 from qa.store import DocumentInfo
+from ui import EXAMPLES, LiveIndex, build_app, launch, render_hits, search_hits
 from ui.render import highlighted
 
 from .conftest import TINY, FakeEncoder
@@ -46,6 +46,7 @@ def test_ask_renders_rank_score_title_source_and_answer(tiny_index: qa.Index) ->
     marked = re.search(r'<mark class="answer">(.*?)</mark>', card)
     assert marked is not None
     text, start, end = hits[0]["text"], hits[0]["answer_start"], hits[0]["answer_end"]
+    assert 0 <= start < end <= len(text)  # the offsets retrieval gives, used as given
     assert marked.group(1) == text[start:end] == "The Danube flows through Vienna."
 
 
@@ -147,12 +148,19 @@ def test_show_in_article_gives_the_neighbouring_text(fake: FakeEncoder) -> None:
 
 
 def test_missing_index_explains_how_to_build_it() -> None:
-    live = LiveIndex(None, error="no index at /srv/idx: build it with: semantic-qa index")
+    error = "no index at /srv/idx: build it with: semantic-qa index ARTICLES... --out /srv/idx"
+    live = LiveIndex(None, error=error)
     page, hits = live.ask("Anything?", 5)
-    assert hits == [] and "no index at /srv/idx" in page and "make index" in page
-    with pytest.raises(gr.Error, match="There is no index to search"):
+    assert hits == []
+    assert page.startswith('<div class="notice error">The index cannot be opened: no index at')
+    assert "then restart `semantic-qa serve` (`make run` does both" in page
+    with pytest.raises(gr.Error, match="The index cannot be opened: no index at /srv/idx"):
         live.search("Anything?", 5)
-    assert "There is no index" in live.upload(["x.txt"])
+    assert "The index cannot be opened" in live.upload(["x.txt"])
+    assert (
+        "There is no index to search: build one with `semantic-qa index"
+        in (LiveIndex(None).ask("Anything?", 5)[0])
+    )
     assert isinstance(build_app(None, error="no index"), gr.Blocks)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ import gradio as gr
 
 from qa import Index, QAError, load_documents
 from qa.documents import SUPPORTED_SUFFIXES
-from qa.passages import Passage, sentence_spans
+from qa.passages import Passage
 
 from . import render
 
@@ -32,8 +31,8 @@ log = logging.getLogger(__name__)
 # Closeness (cosine similarity of the question and its closest passage) below which
 # the form says "the articles do not seem to answer this". Chosen on SQuAD-dev by
 # `python benchmarks/no_match.py` (best F0.5; BENCHMARKS.md, "Web form"): precision
-# 0.93, recall 0.89 at telling apart questions whose article is not indexed.
-NO_MATCH_BELOW = 0.40
+# 0.95, recall 0.83 at telling apart questions whose article is not indexed.
+NO_MATCH_BELOW = 0.37
 MAX_PASSAGES = 20
 DEFAULT_MAX_UPLOAD_MB = 10.0
 # Characters of the article shown before and after a passage in "Show in the article".
@@ -81,10 +80,15 @@ class LiveIndex:
         return self._index
 
     def missing_message(self) -> str:
+        """Why there is nothing to search, and how to build an index."""
+        restart = (
+            "then restart `semantic-qa serve` (`make run` does both for the bundled articles)."
+        )
+        if self.error:
+            return f"The index cannot be opened: {self.error.rstrip('. ')}; {restart}"
         return (
-            f"There is no index to search. {self.error or ''} "
-            "Build one with `semantic-qa index data/articles --out data/index` "
-            "(or `make index`), then restart `semantic-qa serve`."
+            "There is no index to search: build one with "
+            f"`semantic-qa index data/articles --out data/index`, {restart}"
         )
 
     def search(self, question: str, k: float = 5) -> list[dict[str, Any]]:
@@ -111,9 +115,6 @@ class LiveIndex:
             closeness = _closeness(index, question)
         except QAError as err:
             return render.notice(str(err), kind="error"), []
-        for h in hits:
-            if not h.get("answer_end", 0) > h.get("answer_start", 0):
-                h["answer_start"], h["answer_end"] = _answer_sentence(question, h["text"])
         contexts = {h["id"]: self.context(index, h) for h in hits}
         page = render.render_hits(
             hits, threshold=self.threshold, closeness=closeness, contexts=contexts
@@ -194,7 +195,8 @@ class LiveIndex:
         more = f" and {len(docs) - 5} more" if len(docs) > 5 else ""
         added = len(grown) - len(index)
         return render.notice(
-            f"Added {len(docs)} article(s), {added} passages: {titles}{more}. "
+            f"Added {len(docs)} article(s), {added} passage{'' if added == 1 else 's'}: "
+            f"{titles}{more}. "
             f"They are searchable now ({len(grown.documents)} articles in the index).",
             kind="success",
         )
@@ -217,19 +219,3 @@ def _without_folders(message: str, paths: list[Path]) -> str:
     for path in paths:
         message = message.replace(f"{path.parent}/", "")
     return message
-
-
-_WORD = re.compile(r"\w{3,}")
-
-
-def _answer_sentence(question: str, text: str) -> tuple[int | None, int | None]:
-    """Stopgap until hits carry `answer_start`/`answer_end`: the passage sentence that
-    shares the most words with the question, as offsets into `text`."""
-    words = {w.lower() for w in _WORD.findall(question)}
-    best = 0
-    span: tuple[int | None, int | None] = (None, None)
-    for start, end, _ in sentence_spans(text):
-        shared = len(words & {w.lower() for w in _WORD.findall(text[start:end])})
-        if shared > best:
-            best, span = shared, (start, end)
-    return span

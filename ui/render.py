@@ -34,6 +34,8 @@ CSS = """
           background: var(--background-fill-secondary);
           border: 1px solid var(--border-color-primary); }
 .notice.error { border-color: #d33; }
+.notice.success { border-color: #2a2; }
+.notice.no-match { border-color: #f0b400; font-weight: 600; }
 """
 
 
