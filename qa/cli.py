@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         "--k", type=int, default=None, help="passages to return (default 5, 20 with --questions)"
     )
     p.add_argument("--json", action="store_true", help="print JSON (Hit.to_dict())")
+    p.add_argument("--mode", default=None, help="hybrid (default), dense or lexical")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="only articles whose doc_id, title, source or metadata FIELD is VALUE",
+    )
     p.set_defaults(run=_cmd_ask)
 
     p = sub.add_parser("eval", help="measure retrieval on SQuAD-style questions")
@@ -162,6 +170,7 @@ def _is_current(out: Path, docs: list[Any], model: str | None, settings: Any) ->
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
+    from .index import check_mode
     from .query import check_k, check_question
     from .search import open_index
 
@@ -171,10 +180,12 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         check_question(args.question)
     if args.k is not None:
         check_k(args.k)
+    mode, where = check_mode(args.mode), _where(args.where)
     index = open_index(args.index)
     if args.questions is not None:
-        return _ask_batch(index, args.questions, 20 if args.k is None else args.k)
-    hits = index.search(args.question, k=5 if args.k is None else args.k)
+        k = 20 if args.k is None else args.k
+        return _ask_batch(index, args.questions, k, mode, where)
+    hits = index.search(args.question, k=5 if args.k is None else args.k, mode=mode, where=where)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -185,7 +196,19 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask_batch(index: Any, path: Path, k: int) -> int:
+def _where(pairs: list[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    where: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise InvalidInputError(f"--where takes FIELD=VALUE, e.g. source=news.md; got {pair!r}")
+        where[field.strip()] = value
+    return where
+
+
+def _ask_batch(index: Any, path: Path, k: int, mode: str, where: dict[str, str] | None) -> int:
     from .query import check_question
 
     try:
@@ -205,7 +228,7 @@ def _ask_batch(index: Any, path: Path, k: int) -> int:
             ) from err
         rows.append((qid, question))
     for qid, question in rows:
-        hits = index.search(question, k=k)
+        hits = index.search(question, k=k, mode=mode, where=where)
         print(json.dumps({"id": qid, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
     return 0
 

@@ -31,7 +31,7 @@ from .errors import (
     InvalidInputError,
     ModelMismatchError,
 )
-from .fusion import fuse
+from .fusion import DEFAULT_FUSION, DEFAULT_WEIGHT, fuse
 from .hits import Hit
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, SplitSettings, split_document
@@ -71,6 +71,9 @@ class Index:
         self.settings = settings
         self.path = path
         self.sentence_vectors = sentence_vectors
+        # How hybrid search fuses (see qa.fusion); benchmarks/retrieval.py varies them.
+        self.fusion = DEFAULT_FUSION
+        self.weight = DEFAULT_WEIGHT
         self._derive(lexical)
 
     def _derive(self, lexical: LexicalIndex | None = None) -> None:
@@ -214,7 +217,7 @@ class Index:
             # that a long passage's single vector dilutes
             best = np.maximum.reduceat(self.sentence_vectors @ vector, self._sentence_starts)
             sentences = best if rows is None else best[rows]
-        return fuse(dense, lexical, sentences)
+        return fuse(dense, lexical, sentences, method=self.fusion, weight=self.weight)
 
     def _where_rows(self, where: Mapping[str, Any] | None) -> np.ndarray | None:
         """Rows of the passages of the documents that `where` selects (None: all)."""

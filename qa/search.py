@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .hits import Hit
 from .index import Index, load_index
@@ -45,9 +47,17 @@ def open_index(path: str | Path | None = None) -> Index:
         return index
 
 
-def search(question: str, k: int = 5, index: Index | str | Path | None = None) -> list[Hit]:
+def search(
+    question: str,
+    k: int = 5,
+    index: Index | str | Path | None = None,
+    *,
+    mode: str | None = None,
+    where: Mapping[str, Any] | None = None,
+) -> list[Hit]:
     """The `k` best passages for `question` from `index` (an `Index` or a saved
-    index's folder; default: the bundled sample index)."""
+    index's folder; default: the bundled sample index). `mode` and `where`: as in
+    `Index.search`."""
     question, k = check_question(question), check_k(k)
     target = index if isinstance(index, Index) else open_index(index)
-    return target.search(question, k)
+    return target.search(question, k, mode=mode, where=where)

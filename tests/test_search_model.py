@@ -24,17 +24,18 @@ QUESTIONS = [
      "003_bd5abb0bfb5bb471.txt", "Regional Centre for Preventive Diplomacy for Central Asia"),
     ("Who is the Deputy Minister of Foreign Affairs of Kazakhstan?",
      "004_1935e6c797c1ede0.txt", "Roman Vassilenko, the Deputy Minister"),
+    # Only in dense's top 5 (or not at all): first with hybrid search.
+    ("What are the major goals of the Code of Conduct?",
+     "002_a2b9a235981e6cac.txt", "broad international coalition of partner countries"),
+    ("What has long been a source of tension in the Central Asian region?",
+     "003_bd5abb0bfb5bb471.txt", "water sharing had long been a source of tension"),
 ]  # fmt: skip
 
-# Harder for dense retrieval alone: the answer is in the top 5, not always first.
+# Harder: the answer is in the top 5 (dense and hybrid), not always first.
 HARDER = [
     ("In which year did Kazakhstan chair the OSCE?",
      "001_e4bdfdd46c2ed16b.txt", "chairmanship of Kazakhstan in 2010"),
-    ("What are the major goals of the Code of Conduct?",
-     "002_a2b9a235981e6cac.txt", "broad international coalition of partner countries"),
     ("By what year should the world be free of terrorism?", "002_a2b9a235981e6cac.txt", "2045"),
-    ("What has long been a source of tension in the Central Asian region?",
-     "003_bd5abb0bfb5bb471.txt", "water sharing had long been a source of tension"),
     ("What was the theme of the 13th Bled Strategic Forum?",
      "004_1935e6c797c1ede0.txt", "Bridging the Divide"),
 ]  # fmt: skip
@@ -86,3 +87,22 @@ def test_reload_gives_identical_results(sample_index: qa.Index) -> None:
         assert [h.to_dict() for h in loaded.search(question, 5)] == [
             h.to_dict() for h in sample_index.search(question, 5)
         ]
+
+
+def test_answer_sentence_holds_the_answer(sample_index: qa.Index) -> None:
+    found = 0
+    for question, doc_id, answer in QUESTIONS + HARDER:
+        hits = sample_index.search(question, k=5)
+        hit = next(h for h in hits if h.doc_id == doc_id and answer in h.text)
+        assert 0 <= hit.answer_start < hit.answer_end <= len(hit.text)
+        found += answer in hit.text[hit.answer_start : hit.answer_end]
+    # measured: 10 of 11 (the miss: the answer's sentence shares no word with the question)
+    assert found >= len(QUESTIONS + HARDER) - 2
+
+
+def test_where_filter_on_real_index(sample_index: qa.Index) -> None:
+    doc_id = "004_1935e6c797c1ede0.txt"
+    hits = sample_index.search("Who launched the Code of Conduct?", 3, where={"doc_id": doc_id})
+    assert hits and all(h.doc_id == doc_id for h in hits)
+    rows = [p for p in sample_index.passages if p.doc_id == doc_id]
+    assert len(hits) == min(3, len(rows))
