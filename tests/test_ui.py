@@ -6,6 +6,7 @@ import html
 import json
 import re
 import socket
+import urllib.request
 from pathlib import Path
 
 import gradio as gr
@@ -277,8 +278,10 @@ def test_http_api_returns_hit_dicts(tiny_index: qa.Index) -> None:
 
     app = build_app(tiny_index)
     port = _free_port()
-    launch(app, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    launch(app, host="127.0.0.1", port=port, max_upload_mb=2, prevent_thread_lock=True, quiet=True)
     try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as page:
+            assert json.load(page)["max_file_size"] == 2 * 1024 * 1024  # enforced by the server
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         result = client.predict("Apollo 11 landing", 2, api_name="/search")
         assert result == [h.to_dict() for h in tiny_index.search("Apollo 11 landing", 2)]
