@@ -434,20 +434,21 @@ def check_mode(mode: Any) -> str:
 
 
 def _best_first(scores: np.ndarray) -> Iterator[int]:
-    """Positions of `scores`, best first (ties: lower position first), sorting only
-    as much as the caller consumes."""
-    n, shown = len(scores), 0
-    step = 64
+    """Positions of `scores`, best first, ties in position order (a stable sort),
+    sorting only as much as the caller consumes."""
+    n, shown, want = len(scores), 0, 64
     while shown < n:
-        top = min(n, shown + step)
-        order = np.argsort(-scores, kind="stable")[:top] if top == n else _top(scores, top)
-        yield from (int(i) for i in order[shown:top])
-        shown, step = top, step * 4
+        order = _top(scores, min(n, want))
+        yield from (int(i) for i in order[shown:])
+        shown, want = len(order), want * 4
 
 
 def _top(scores: np.ndarray, m: int) -> np.ndarray:
-    part = np.argpartition(-scores, m - 1)[:m]
-    return part[np.lexsort((part, -scores[part]))]
+    """The best `m` positions and every position tied with the m-th, in stable order:
+    always a prefix of the full stable order, so successive calls never disagree."""
+    kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+    top = np.flatnonzero(scores >= kth)
+    return top[np.lexsort((top, -scores[top]))]
 
 
 def _matches(doc: DocumentInfo, field: str, value: Any) -> bool:

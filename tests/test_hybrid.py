@@ -193,3 +193,17 @@ def test_search_batch_equals_search(fake: FakeEncoder) -> None:
     for mode in ("dense", "lexical", "hybrid"):
         batch = index.search_batch(questions, 4, mode=mode, where={"year": 2002})
         assert batch == [index.search(q, 4, mode=mode, where={"year": 2002}) for q in questions]
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_large_k_with_ties_returns_every_passage_once(mode: str) -> None:
+    # 150 passages, most with no word of the question: long runs of tied scores
+    docs = [qa.Document(f"d{i:03}", f"Filler text number {i} about nothing.") for i in range(150)]
+    docs += [qa.Document("hit", "The harbour master counted ships.")]
+    index = qa.build_index(docs, model=FakeEncoder(max_tokens=200))
+    hits = index.search("harbour master", k=1000, mode=mode)
+    assert hits[0].doc_id == "hit"
+    assert sorted(h.doc_id for h in hits) == sorted(d.id for d in docs)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    if mode == "lexical":  # tied zeros come in index order
+        assert [h.doc_id for h in hits[1:]] == [f"d{i:03}" for i in range(150)]
