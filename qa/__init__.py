@@ -21,11 +21,13 @@ from .errors import (
     QAError,
 )
 from .hits import Hit
-from .index import Index, build_index, load_index
+from .index import DEFAULT_MODE, MODES, Index, build_index, load_index
 from .passages import Passage, SplitSettings, split_document
 from .search import default_index_path, search
 
 __all__ = [
+    "DEFAULT_MODE",
+    "MODES",
     "Document",
     "DocumentError",
     "DuplicateIdError",
