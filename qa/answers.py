@@ -2,9 +2,10 @@
 
 A sentence scores the inverse document frequency of the question's words it holds
 (each word once), so rare words such as names, numbers and terms weigh most. The
-sentence with the highest score wins; ties go to the earlier sentence. Sentences
-are the splitter's own (`qa.passages.sentence_spans`), so a highlighted answer and a
-passage boundary never disagree.
+sentence with the highest score wins; ties go to the sentence whose vector is closest
+to the question's (when the index has sentence vectors), then to the earlier one.
+Sentences are the splitter's own (`qa.passages.sentence_spans`), so a highlighted
+answer and a passage boundary never disagree.
 
 >>> text = "Cats purr. The Danube reaches the Black Sea in Romania."
 >>> best_sentence(text, {"danub": 2.0, "sea": 1.0})
@@ -13,7 +14,7 @@ passage boundary never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .lexical import tokenize
@@ -43,10 +44,15 @@ class Sentences:
         distinct tokens of each sentence."""
         return [sum(weights.get(t, 0.0) for t in tokens) for tokens in self.tokens]
 
-    def best(self, weights: Mapping[str, float]) -> tuple[int, int, float]:
-        """(start, end, score) of the best-scoring sentence."""
+    def best(
+        self, weights: Mapping[str, float], closeness: Sequence[float] | None = None
+    ) -> tuple[int, int, float]:
+        """(start, end, score) of the best-scoring sentence. `closeness` (one value per
+        sentence, e.g. the cosine of question and sentence vectors) breaks ties, such
+        as sentences that share no word with the question; then the earlier wins."""
         scores = self.scores(weights)
-        i = max(range(len(scores)), key=lambda i: (scores[i], -i))
+        near = closeness if closeness is not None else [0.0] * len(scores)
+        i = max(range(len(scores)), key=lambda i: (scores[i], near[i], -i))
         return self.bounds[i][0], self.bounds[i][1], scores[i]
 
 

@@ -191,7 +191,7 @@ class Index:
         weights = self.lexical.idf(tokenize(question))
         hits = []
         for rank, (row, score) in enumerate(kept, 1):
-            start, end, _ = self._sentences_of(row).best(weights)
+            start, end, _ = self._sentences_of(row).best(weights, self._closeness(row, vector))
             doc_id = self.passages[row].doc_id
             others = tuple(dict.fromkeys(d for d in also[row] if d != doc_id))
             hits.append(self._hit(row, score, rank, (start, end), others))
@@ -240,6 +240,14 @@ class Index:
             return True
         x, y = _shingles(self.passages[a].text), _shingles(self.passages[b].text)
         return bool(x and y) and len(x & y) >= NEAR_DUPLICATE * len(x | y)
+
+    def _closeness(self, row: int, vector: np.ndarray | None) -> list[float] | None:
+        """Cosine of the question and each sentence of passage `row`, when known."""
+        if vector is None or self.sentence_vectors is None:
+            return None
+        first = int(self._sentence_starts[row])
+        count = len(self._sentences_of(row).bounds)
+        return (self.sentence_vectors[first : first + count] @ vector).tolist()
 
     def _sentences_of(self, row: int) -> Sentences:
         sentences = self._sentences.get(row)

@@ -179,12 +179,17 @@ def test_answer_sentence_offsets_are_in_the_passage(fake: FakeEncoder) -> None:
         )
 
 
-def test_answer_sentence_without_shared_words_is_the_first_sentence(fake: FakeEncoder) -> None:
+def test_answer_sentence_without_shared_words(fake: FakeEncoder) -> None:
     index = qa.build_index(TINY, model=fake)
-    hit = index.search("zzyzx", 1, mode="dense")[0]
-    assert 0 <= hit.answer_start < hit.answer_end <= len(hit.text)
-    assert hit.answer_start == 0
     assert tokenize("zzyzx") == ["zzyzx"]
+    hit = index.search("zzyzx", 1, mode="lexical")[0]
+    assert hit.answer_start == 0 and 0 < hit.answer_end <= len(hit.text)
+    # with a question vector, the sentence closest to it
+    hit = index.search("zzyzx", 1, mode="dense")[0]
+    query = fake.encode_queries(["zzyzx"])[0]
+    bounds = sentence_bounds(hit.text)
+    closeness = [fake.encode_documents([hit.text[s:e]])[0] @ query for s, e in bounds]
+    assert (hit.answer_start, hit.answer_end) == bounds[int(np.argmax(closeness))]
 
 
 def test_search_batch_equals_search(fake: FakeEncoder) -> None:
@@ -207,3 +212,18 @@ def test_large_k_with_ties_returns_every_passage_once(mode: str) -> None:
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     if mode == "lexical":  # tied zeros come in index order
         assert [h.doc_id for h in hits[1:]] == [f"d{i:03}" for i in range(150)]
+
+
+def test_answer_sentence_ties_go_to_the_closest_sentence_vector(fake: FakeEncoder) -> None:
+    # Both sentences hold the question's only content words ("cats", "purr"); the second
+    # also shares its stopwords ("did", "the"), which only the vectors see.
+    doc = qa.Document("cats", "Cats purr. Yes, the cats did purr.")
+    question = "Did the cats purr?"
+    with_vectors = qa.build_index([doc], model=fake)
+    hit = with_vectors.search(question, 1, mode="hybrid")[0]
+    assert hit.text[hit.answer_start : hit.answer_end] == "Yes, the cats did purr."
+    # without sentence vectors (or in lexical mode) the tie goes to the earlier sentence
+    for index, mode in [(qa.build_index([doc], model=fake, sentences=False), "hybrid"),
+                        (with_vectors, "lexical")]:  # fmt: skip
+        hit = index.search(question, 1, mode=mode)[0]
+        assert hit.text[hit.answer_start : hit.answer_end] == "Cats purr."
