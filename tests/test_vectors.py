@@ -1,0 +1,185 @@
+"""qa.vectors: exact and approximate vector indexes over int64 ids, checked against a
+brute-force numpy oracle; measured recall; serialization; add/remove; kind by size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa import vectors
+from qa.errors import IndexCorruptError, InvalidInputError
+
+N, DIM = 3000, 32
+APPROXIMATE = ("ivf", "ivf-sq8", "hnsw")
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Normalized vectors around 40 centres: neighbourhoods like real embeddings have."""
+    centres = np.random.default_rng(0).standard_normal((40, DIM))
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, 40, n)] + 0.8 * rng.standard_normal((n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    # sparse, large int64 keys: ids are the caller's, never row numbers
+    ids = np.arange(N, dtype=np.int64) * 1_000_003 + 2**40
+    return clustered(N, 0), ids
+
+
+@pytest.fixture(scope="module")
+def built(data: tuple[np.ndarray, np.ndarray]) -> dict[str, vectors.VectorIndex]:
+    x, ids = data
+    return {kind: vectors.build(x, ids, kind) for kind in ("flat", *APPROXIMATE)}
+
+
+def oracle(x: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    scores = queries @ x.T
+    return ids[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
+
+
+def test_flat_is_exact(data, built):
+    x, ids = data
+    queries = clustered(50, 1)
+    scores, found = built["flat"].search(queries, 10)
+    assert (found == oracle(x, ids, queries, 10)).all()
+    assert np.allclose(scores, np.sort(queries @ x.T, axis=1)[:, ::-1][:, :10], atol=1e-5)
+    assert built["flat"].recall is None and built["flat"].exact
+
+
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_approximate_meets_target_recall_on_fresh_queries(data, built, kind):
+    x, ids = data
+    vi = built[kind]
+    assert vi.kind == kind and not vi.exact
+    assert vi.recall is not None and vi.recall.value >= vectors.TARGET_RECALL
+    assert vi.recall.queries == 200 and vi.recall.sample == "noisy stored vectors"
+    # queries it was not tuned on: held-out points of the same distribution
+    queries = clustered(300, 2)
+    _, found = vi.search(queries, 10)
+    assert recall(found, oracle(x, ids, queries, 10)) >= vectors.TARGET_RECALL - 0.03
+    assert set(found.ravel()) <= set(ids)
+
+
+@pytest.mark.parametrize("kind", APPROXIMATE)
+def test_stored_recall_is_what_search_gives(data, built, kind):
+    """The recorded recall and search parameter are the ones search really uses."""
+    x, ids = data
+    vi = built[kind]
+    queries = vectors.noisy_sample(x, 200, 0.5, seed=0)
+    truth = ids[vectors.exact_top(x, queries, 10)]
+    assert vectors.recall_at(vi, queries, truth) == pytest.approx(vi.recall.value, abs=1e-4)
+    described = vi.describe()
+    assert described["recall_at_10"]["value"] == vi.recall.value
+    assert described["search_params"] == vi.search_params and described["count"] == N
+
+
+def test_search_parameter_is_raised_until_the_target_is_met(data):
+    x, ids = data
+    pinned = vectors.build(x, ids, "ivf", vectors.Params(nprobe=1))
+    tuned = vectors.build(x, ids, "ivf", vectors.Params(target_recall=0.99))
+    assert pinned.search_params["nprobe"] == 1  # pinned: only measured
+    assert pinned.recall.value < 0.99
+    assert tuned.search_params["nprobe"] > 1 and tuned.recall.value >= 0.99
+
+
+def test_real_queries_are_used_when_given(data):
+    x, ids = data
+    vi = vectors.build(x, ids, "ivf", queries=clustered(120, 3))
+    assert vi.recall.sample == "queries" and vi.recall.queries == 120
+    assert vi.recall.value >= vectors.TARGET_RECALL
+
+
+@pytest.mark.parametrize("kind", ("flat", *APPROXIMATE))
+def test_serialize_round_trip_gives_identical_results(data, built, kind):
+    vi = built[kind]
+    data_bytes = vi.to_bytes()
+    assert data_bytes.dtype == np.uint8
+    back = vectors.VectorIndex.from_bytes(data_bytes, vi.describe())
+    also = vectors.VectorIndex.from_bytes(data_bytes.tobytes(), vi.describe())
+    queries = clustered(40, 4)
+    s1, i1 = vi.search(queries, 10)
+    for other in (back, also):
+        s2, i2 = other.search(queries, 10)
+        assert (i1 == i2).all() and (s1 == s2).all()
+        assert other.describe() == vi.describe()
+
+
+def test_corrupt_bytes_raise_a_clear_error(built):
+    vi = built["ivf"]
+    with pytest.raises(IndexCorruptError, match="does not load"):
+        vectors.VectorIndex.from_bytes(vi.to_bytes()[:100], vi.describe())
+    with pytest.raises(IndexCorruptError, match="holds 3000 vectors"):
+        vectors.VectorIndex.from_bytes(vi.to_bytes(), {**vi.describe(), "count": 5})
+
+
+@pytest.mark.parametrize("kind", ("flat", "ivf", "ivf-sq8"))
+def test_add_and_remove_by_id(data, kind):
+    x, ids = data
+    vi = vectors.build(x[:2000], ids[:2000], kind)
+    gone = ids[:500]
+    assert vi.remove(gone) == 500 and len(vi) == 1500
+    vi.add(x[2000:], ids[2000:])
+    assert len(vi) == 2500
+    queries = x[:500]  # the removed vectors themselves: never found again
+    _, found = vi.search(queries, 10)
+    assert not set(found.ravel()) & set(gone)
+    kept_ids, kept = ids[500:], x[500:]
+    _, found = vi.search(x[2000:2100], 10)
+    truth = oracle(kept, kept_ids, x[2000:2100], 10)
+    assert recall(found, truth) >= (1.0 if kind == "flat" else 0.9)
+
+
+def test_hnsw_adds_but_cannot_remove(data):
+    x, ids = data
+    vi = vectors.build(x[:1000], ids[:1000], "hnsw")
+    vi.add(x[1000:1100], ids[1000:1100])
+    assert len(vi) == 1100 and not vi.removable
+    _, found = vi.search(x[1000:1001], 1)
+    assert found[0, 0] == ids[1000]
+    with pytest.raises(InvalidInputError, match="rebuild it without them"):
+        vi.remove(ids[:1])
+
+
+def test_auto_chooses_by_size():
+    params = vectors.Params(flat_below=1000)
+    assert vectors.choose_kind(999, "auto", params) == "flat"
+    assert vectors.choose_kind(1000, "auto", params) == "ivf"
+    assert vectors.choose_kind(1000, "auto", vectors.Params(1000, "hnsw")) == "hnsw"
+    assert vectors.choose_kind(10, "hnsw", params) == "hnsw"
+    small, big = clustered(999, 5), clustered(1000, 5)
+    assert vectors.build(small, kind="auto", params=params).kind == "flat"
+    vi = vectors.build(big, kind="auto", params=params)
+    assert vi.kind == "ivf" and vi.recall.value >= vectors.TARGET_RECALL
+    assert vectors.build(small).kind == "flat"  # default threshold: far above
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda x: vectors.build(x, kind="lsh"), "index kind must be auto or one of"),
+        (lambda x: vectors.build(x[:, :5].ravel()), r"vectors must be a \[n, d\] array"),
+        (lambda x: vectors.build(x, np.zeros(len(x), dtype=np.int64)), "ids must be distinct"),
+        (lambda x: vectors.build(x, np.arange(3)), "ids must be 100 int64 keys"),
+        (lambda x: vectors.build(x, params=vectors.Params(approximate="flat")), "approximate"),
+        (lambda x: vectors.build(x).search(x[:, :5], 3), r"queries must be a \[n, 32\] array"),
+        (lambda x: vectors.build(x).search(x, 0), "k must be at least 1"),
+    ],
+)
+def test_bad_input(call, message):
+    with pytest.raises(InvalidInputError, match=message):
+        call(clustered(100, 6))
+
+
+def test_fewer_vectors_than_k_pad_with_minus_one():
+    x = clustered(3, 7)
+    scores, found = vectors.build(x).search(x[:1], 5)
+    assert sorted(found[0, :3]) == [0, 1, 2] and list(found[0, 3:]) == [-1, -1]
+    assert (scores[0, 3:] == np.finfo(np.float32).min).all()
