@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
+from .cache import CachedEncoder, EmbeddingCache
+from .encoder import (
+    BACKENDS,
+    Encoder,
+    SentenceTransformerEncoder,
+    default_device,
+    encoder_name,
+    load_encoder,
+    split_name,
+)
 from .models import DEFAULT_MODEL, REGISTRY, model_path
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MODEL",
     "REGISTRY",
+    "CachedEncoder",
+    "EmbeddingCache",
     "Encoder",
     "SentenceTransformerEncoder",
+    "default_device",
+    "encoder_name",
     "load_encoder",
     "model_path",
+    "split_name",
 ]

@@ -15,19 +15,21 @@ from .errors import (
     IndexCorruptError,
     IndexFormatError,
     IndexNotFoundError,
+    IndexWriteError,
     InvalidInputError,
     ModelMismatchError,
     ModelNotFoundError,
     QAError,
 )
 from .hits import Hit
-from .index import DEFAULT_MODE, MODES, Index, build_index, load_index
+from .index import DEFAULT_MODE, MODES, Changes, Index, build_index, load_index
 from .passages import Passage, SplitSettings, split_document
 from .search import default_index_path, search
 
 __all__ = [
     "DEFAULT_MODE",
     "MODES",
+    "Changes",
     "Document",
     "DocumentError",
     "DuplicateIdError",
@@ -36,6 +38,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexFormatError",
     "IndexNotFoundError",
+    "IndexWriteError",
     "InvalidInputError",
     "ModelMismatchError",
     "ModelNotFoundError",

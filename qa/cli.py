@@ -5,6 +5,8 @@ semantic-qa ask "When did Kazakhstan chair the OSCE?" --k 3
 semantic-qa ask --questions questions.jsonl --k 20 --json
 semantic-qa serve --port 7860
 semantic-qa eval --articles articles.jsonl --questions questions.jsonl --baselines
+semantic-qa verify data/index
+semantic-qa info data/index --json
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import InvalidInputError, QAError
+from .errors import IndexWriteError, InvalidInputError, QAError
 
 log = logging.getLogger("qa")
 
@@ -66,11 +68,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="article files or folders (.txt .md .html .jsonl)")
     p.add_argument("--out", default=default_index, help=f"index folder (default {default_index})")
     p.add_argument("--model", default=None, help="packaged model name (default all-MiniLM-L6-v2)")
+    _encoder_options(p)
     p.add_argument("--target-tokens", type=int, default=None, help="passage size in tokens")
     p.add_argument("--overlap-tokens", type=int, default=None, help="overlap between passages")
     p.add_argument("--skip-bad", action="store_true", help="warn about bad files and skip them")
     p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the embedding cache ($SEMANTIC_QA_CACHE)",
+    )
     p.set_defaults(run=_cmd_index)
+
+    p = sub.add_parser("verify", help="check an index end to end")
+    p.add_argument("index", nargs="?", default=default_index, help="index folder")
+    p.add_argument(
+        "--articles",
+        nargs="+",
+        default=None,
+        help="the articles now (default: their recorded files)",
+    )
+    p.add_argument("--sample", type=int, default=32, help="passages re-encoded (default 32)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_verify)
+
+    p = sub.add_parser("info", help="what an index holds (from its manifest)")
+    p.add_argument("index", nargs="?", default=default_index, help="index folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser("ask", help="ask a question (or a file of questions)")
     p.add_argument("question", nargs="?", help="the question")
@@ -99,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default=None, help="dense, lexical or hybrid (default hybrid)")
     p.add_argument("--baselines", action="store_true", help="also BM25 alone and dense alone")
     p.add_argument("--model", default=None, help="packaged model name (default all-MiniLM-L6-v2)")
+    _encoder_options(p)
     p.add_argument("--latency-questions", type=int, default=200, help="questions timed one by one")
     p.add_argument("--run-file", type=Path, help="write the hits (squad_bench.py format)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -118,10 +144,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _encoder_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="torch (default), onnx (int8, faster on a CPU) or onnx-fp32; an index "
+        "remembers its encoder and embeds questions with the same",
+    )
+    p.add_argument("--device", default=None, help="torch device: cpu, cuda or auto (default)")
+
+
+def _use_encoder_options(args: argparse.Namespace) -> None:
+    """--encoder becomes part of the model name ("all-MiniLM-L6-v2@onnx-int8"), which is
+    what an index records; --device is the default for every torch encoder loaded."""
+    from embeddings import encoder_name, split_name
+
+    if args.encoder is not None:
+        args.model = encoder_name(args.model, args.encoder)
+    if args.device is not None:
+        backend = split_name(args.model or "")[1]
+        if backend != "torch" and args.device not in ("auto", "cpu"):
+            raise InvalidInputError(
+                f"--encoder {args.encoder} runs on the CPU only, not {args.device!r}: "
+                "use --encoder torch with --device cuda"
+            )
+        os.environ["SEMANTIC_QA_DEVICE"] = args.device
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
+    """Build the index, or bring an existing one of the same model and settings up to
+    date: only new and changed articles are embedded, deleted ones are removed."""
     from .documents import load_documents
-    from .index import build_index
+    from .index import build_index, load_index
     from .passages import SplitSettings
+
+    _use_encoder_options(args)
 
     settings = SplitSettings(
         **{
@@ -134,17 +191,59 @@ def _cmd_index(args: argparse.Namespace) -> int:
         }
     )
     started = time.perf_counter()
+    out, cache = Path(args.out), False if args.no_cache else None
     docs = load_documents(args.paths, skip_bad=args.skip_bad)
-    if not args.force and _is_current(Path(args.out), docs, args.model, settings):
+    if not args.force and _is_current(out, docs, args.model, settings):
         print(f"{args.out}: up to date ({len(docs)} documents)")
         return 0
-    index = build_index(docs, args.out, model=args.model, settings=settings)
+    why = "" if args.force else _why_rebuild(out, args.model, settings)
+    index = None
+    if why is None:
+        try:
+            index = load_index(out, model=args.model, cache=cache).sync(docs)
+        except IndexWriteError:
+            raise
+        except QAError as err:  # an index that does not load: the articles are all we need
+            why = f"cannot be updated ({str(err).split(': rebuild')[0]})"
+    if index is None:
+        if why:
+            print(f"{args.out}: {why}: rebuilding it")
+        index = build_index(docs, out, model=args.model, settings=settings, cache=cache)
     seconds = time.perf_counter() - started
     print(
         f"indexed {len(index.documents)} documents, {len(index)} passages "
         f"in {seconds:.1f} s -> {args.out}"
     )
+    if index.changes is not None:
+        c = index.changes
+        print(
+            f"  {len(c.added)} added, {len(c.updated)} updated, {len(c.removed)} removed, "
+            f"{c.unchanged} unchanged documents; {c.passages} passages embedded (model ran "
+            f"on {c.encoded} texts, {c.cached} from the cache)"
+        )
     return 0
+
+
+def _why_rebuild(out: Path, model: str | None, settings: Any) -> str | None:
+    """Why the index at `out` cannot be brought up to date and must be built anew;
+    None when it can (or "" when there is none yet)."""
+    from dataclasses import asdict
+
+    from embeddings import DEFAULT_MODEL
+
+    from . import store
+
+    if not (out / store.MANIFEST).exists():
+        return ""
+    try:
+        manifest = store.read_manifest(out)
+    except QAError as err:  # an old format version, a damaged manifest
+        return f"cannot be updated ({str(err).split(': rebuild')[0]})"
+    if manifest["model"] != (model or DEFAULT_MODEL):
+        return f"built with model {manifest['model']!r}, not {model or DEFAULT_MODEL!r}"
+    if manifest.get("split") != asdict(settings):
+        return f"built with split settings {manifest.get('split')}, not {asdict(settings)}"
+    return None
 
 
 def _is_current(out: Path, docs: list[Any], model: str | None, settings: Any) -> bool:
@@ -167,6 +266,55 @@ def _is_current(out: Path, docs: list[Any], model: str | None, settings: Any) ->
         and manifest.get("split") == asdict(settings)
         and {d.id: d.sha256 for d in stored.values()} == {d.id: d.sha256 for d in docs}
     )
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    report = verify(args.index, articles=args.articles, sample=max(0, args.sample))
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0 if report.ok else 1
+    f = report.facts
+    if report.ok:
+        print(
+            f"OK {args.index}: {f['documents']} documents, {f['passages']} passages, "
+            f"{f['sentences'] or 0} sentence vectors, model {f['model']}"
+        )
+        keys = f"{f['keys'][0]}..{f['keys'][1]}" if f["keys"] else "none"
+        print(
+            f"  {f['files']} files match their checksums; keys {keys} distinct, next_key "
+            f"{f['next_key']}; passages match the text of {f['articles_checked']} articles "
+            f"({f['articles_not_found']} not found, {f['articles_changed']} changed)"
+        )
+        sample = (
+            f"{f['sample']} passages re-encoded: cosine >= {f['min_cosine']}"
+            if "sample" in f
+            else "no re-encoding"
+        )
+        print(f"  vectors finite and unit length; BM25 matches the passages; {sample}")
+    else:
+        print(f"FAILED {args.index}: {len(report.problems)} problem(s)")
+        for problem in report.problems:
+            print(f"  - {problem}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    return 0 if report.ok else 1
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .store import summary
+
+    facts = summary(args.index)
+    if args.json:
+        print(json.dumps(facts, ensure_ascii=False, indent=2))
+        return 0
+    width = max(len(key) for key in facts)
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            value = " ".join(f"{k}={v}" for k, v in value.items())
+        print(f"{key:<{width}}  {value}")
+    return 0
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -238,6 +386,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .index import check_mode
     from .query import check_k
 
+    _use_encoder_options(args)
     check_k(args.k)
     check_mode(args.mode)
     docs, questions = load_squad(args.articles, args.questions)

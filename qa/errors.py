@@ -38,3 +38,8 @@ class IndexFormatError(IndexCorruptError):
 
 class ModelMismatchError(QAError):
     """An index built with another model or dimension than the one asked for."""
+
+
+class IndexWriteError(QAError, OSError):
+    """An index that could not be saved (read-only folder, full disk); the previous
+    index in that folder is left as it was. Also an `OSError`, as it was before."""

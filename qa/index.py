@@ -1,29 +1,40 @@
-"""Index: passages, their vectors and a FAISS index over them; build, save, load, search.
+"""Index: passages, their vectors and a FAISS index over them; build, save, load,
+search, and keep up to date (add, update, remove, sync).
 
 >>> index = build_index(["data/articles"], "data/index")       # doctest: +SKIP
 >>> index.search("Who chairs the OSCE in 2010?", k=1)[0].title  # doctest: +SKIP
 'Kazakhstan and OSCE: joint efforts to ensure global security'
+>>> index = index.update(["data/articles/edited.md"])           # doctest: +SKIP
+
+Rows (passages, vectors, FAISS positions) follow the articles' order in
+`Index.documents`, each article's passages in article order: `add` appends, `update`
+replaces an article where it stands, `sync` takes the order it is given, as
+`build_index` does. So an updated index and one built from scratch on the same
+articles in the same order are the same index, down to how ties are ordered. Each
+passage also has a stable int64 key (`Index.keys`, row by row) that is never reused
+once its passage is gone.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from embeddings import DEFAULT_MODEL, Encoder, load_encoder
+from embeddings import DEFAULT_MODEL, CachedEncoder, EmbeddingCache, Encoder, load_encoder
 
 from . import store
 from .answers import Sentences, sentence_bounds
-from .documents import Sources, load_documents
+from .documents import Document, Sources, load_documents
 from .errors import (
     DocumentError,
     DuplicateIdError,
@@ -46,6 +57,25 @@ DEFAULT_MODE = "hybrid"
 NEAR_DUPLICATE = 0.8
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What `build_index` or `Index.add` / `update` / `remove` / `sync` did: article ids by outcome,
+    how many passages were split and embedded, how many texts (passages and
+    sentences) the model encoded and how many came from the embedding cache."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: int = 0
+    passages: int = 0
+    encoded: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
 class Index:
     """Passages of a set of articles, searchable by meaning (dense: cosine similarity
     of normalized vectors, FAISS), by words (lexical: BM25) or both (hybrid, the
@@ -61,6 +91,10 @@ class Index:
         path: Path | None = None,
         lexical: LexicalIndex | None = None,
         sentence_vectors: np.ndarray | None = None,
+        *,
+        keys: np.ndarray | None = None,
+        next_key: int | None = None,
+        cache: EmbeddingCache | None = None,
     ):
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
@@ -71,6 +105,16 @@ class Index:
         self.settings = settings
         self.path = path
         self.sentence_vectors = sentence_vectors
+        # keys[row]: the passage's stable key; next_key: the next one to hand out
+        self.keys = np.arange(len(passages), dtype=np.int64) if keys is None else keys
+        self.next_key = int(self.keys.max(initial=-1)) + 1 if next_key is None else next_key
+        problem = store.check_keys(self.keys, self.next_key)
+        if problem or len(self.keys) != len(passages):
+            raise ValueError(problem or f"{len(self.keys)} keys for {len(passages)} passages")
+        # where texts to embed go first (None: straight to the model)
+        self.cache = cache
+        # what the build or change that made this index did (None: loaded)
+        self.changes: Changes | None = None
         # How hybrid search fuses (see qa.fusion); benchmarks/retrieval.py varies them.
         self.fusion = DEFAULT_FUSION
         self.weight = DEFAULT_WEIGHT
@@ -81,8 +125,7 @@ class Index:
         a loaded one is given), rows by document, groups of identical texts, where
         each passage's sentence vectors start. The one place to call after the
         passages change."""
-        self._faiss = faiss.IndexFlatIP(self.encoder.dimension)
-        self._faiss.add(self.vectors)
+        self._faiss = make_faiss(self.vectors, self.encoder.dimension)
         if lexical is None or lexical.count != len(self.passages):
             lexical = LexicalIndex.build([p.text for p in self.passages])
         self.lexical = lexical
@@ -94,6 +137,7 @@ class Index:
         self._copies = {row: rows for rows in same_text.values() if len(rows) > 1 for row in rows}
         self._sentences: dict[int, Sentences] = {}  # filled as passages are returned
         counts = [len(sentence_bounds(p.text)) for p in self.passages]
+        self._sentence_counts = np.asarray(counts, dtype=np.int64)
         self._sentence_starts = np.cumsum([0, *counts[:-1]]).astype(np.int64)
         if self.sentence_vectors is not None and self.sentence_vectors.shape != (
             sum(counts),
@@ -291,34 +335,151 @@ class Index:
 
         >>> bigger = index.add(["new-article.md"])  # doctest: +SKIP
         """
-        docs = load_documents(documents)
-        if not docs:
-            raise DocumentError(f"no articles found in {documents!r}: nothing to add")
+        docs = _load(documents, "add")
         taken = sorted(d.id for d in docs if d.id in self.documents)
         if taken:
             raise DuplicateIdError(
                 f"article id {taken[0]!r} is already in the index: rename the file or give "
-                "the article another id (JSON Lines 'id')"
+                "the article another id (JSON Lines 'id'), or use Index.update to replace it"
             )
-        passages = [p for d in docs for p in split_document(d, self.encoder, self.settings)]
-        vectors = self.encoder.encode_documents([p.text for p in passages], progress=progress)
-        sentence_vectors = None
-        if self.sentence_vectors is not None:
-            added = encode_sentences(self.encoder, passages, progress=progress)
-            sentence_vectors = np.concatenate([self.sentence_vectors, added])
+        return self._change(docs, (), progress)
+
+    def update(self, documents: Sources, *, progress: bool | None = None) -> Index:
+        """A new index where each of `documents` replaces the article of the same id
+        (its old passages go, with their keys; it is split and embedded anew), is
+        added when new, and is left as it was when unchanged (same text, title and
+        metadata). Saved and swappable like `add`.
+
+        >>> index = index.update(["data/articles/000_ee18342087b7634f.txt"])  # doctest: +SKIP
+        """
+        return self._change(_load(documents, "update"), (), progress)
+
+    def remove(self, doc_ids: str | Iterable[str]) -> Index:
+        """A new index without the articles `doc_ids` (their passages and keys are
+        gone for good). An id that is not in the index raises `InvalidInputError`
+        and nothing changes. Saved and swappable like `add`.
+
+        >>> smaller = index.remove(["news/old.md"])  # doctest: +SKIP
+        """
+        ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
+        unknown = [i for i in ids if not isinstance(i, str) or i not in self.documents]
+        if unknown:
+            some = ", ".join(repr(i) for i in list(self.documents)[:3])
+            raise InvalidInputError(
+                f"article id {unknown[0]!r} is not in the index, nothing was removed: give "
+                f"ids as Index.documents lists them (e.g. {some})"
+            )
+        return self._change([], set(ids), None)
+
+    def sync(self, documents: Sources, *, progress: bool | None = None) -> Index:
+        """A new index of exactly `documents`: new articles added, changed ones
+        re-embedded, articles not among them removed, unchanged ones untouched
+        (what `semantic-qa index` does to an existing index). `changes` on the result
+        says what happened.
+
+        >>> index = index.sync(["data/articles"]); index.changes  # doctest: +SKIP
+        """
+        docs = _load(documents, "sync")
+        given = {d.id for d in docs}
+        removals = [i for i in self.documents if i not in given]
+        return self._change(docs, removals, progress, order=[d.id for d in docs])
+
+    def _change(
+        self,
+        docs: list[Document],
+        removals: Collection[str],
+        progress: bool | None,
+        *,
+        order: list[str] | None = None,
+    ) -> Index:
+        """The index with `docs` put in (added, or replacing the article of the same id
+        unless that is unchanged) and the articles `removals` taken out; articles in
+        `order` (default: where they were, new ones last). Saved when it has a path."""
+        started = time.perf_counter()
         infos = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
-        grown = Index(
+        same = {i for i in infos if i in self.documents and _same(self.documents[i], infos[i])}
+        changed = [d for d in docs if d.id not in same]
+        documents = {i: d for i, d in self.documents.items() if i not in removals}
+        documents.update(infos)  # an article already there keeps its place
+        if order is not None:
+            documents = {i: documents[i] for i in order}
+        if not documents:
+            raise InvalidInputError(
+                "that would leave the index without articles: keep at least one, or delete "
+                f"the index folder{f' {self.path}' if self.path else ''} instead"
+            )
+        if not changed and list(documents.items()) == list(self.documents.items()):
+            unchanged = copy.copy(self)
+            unchanged.changes = Changes(unchanged=len(same), seconds=time.perf_counter() - started)
+            return unchanged
+        embedder = self._embedder()
+        new = [p for d in changed for p in split_document(d, self.encoder, self.settings)]
+        vectors = np.zeros((0, self.encoder.dimension), dtype=np.float32)
+        sentences = None if self.sentence_vectors is None else vectors
+        if new:
+            vectors = embedder.encode_documents([p.text for p in new], progress=progress)
+            if sentences is not None:
+                sentences = encode_sentences(embedder, new, progress=progress)
+        result = self._assemble(documents, {d.id for d in changed}, new, vectors, sentences)
+        if self.path is not None:
+            result.save(self.path)
+        encoded = len(vectors) + (0 if sentences is None else len(sentences))
+        result.changes = Changes(
+            added=tuple(d.id for d in changed if d.id not in self.documents),
+            updated=tuple(d.id for d in changed if d.id in self.documents),
+            removed=tuple(i for i in self.documents if i in removals),
+            unchanged=len(same),
+            passages=len(new),
+            encoded=embedder.encoded if isinstance(embedder, CachedEncoder) else encoded,
+            cached=embedder.reused if isinstance(embedder, CachedEncoder) else 0,
+            seconds=time.perf_counter() - started,
+        )
+        log.info("%s", result.changes)
+        return result
+
+    def _assemble(
+        self,
+        documents: dict[str, DocumentInfo],
+        fresh: set[str],
+        new: list[Passage],
+        vectors: np.ndarray,
+        sentences: np.ndarray | None,
+    ) -> Index:
+        """The index of `documents`, in that order: the articles in `fresh` from the
+        `new` passages (keys handed out from `next_key`) and their vectors, the others
+        from this index."""
+        # Rows are numbered through this index's rows, then the new ones; each
+        # article's rows come from one side or the other.
+        old = len(self)
+        new_rows: dict[str, list[int]] = {}
+        for row, p in enumerate(new, old):
+            new_rows.setdefault(p.doc_id, []).append(row)
+        rows = np.asarray(
+            [r for i in documents for r in (new_rows if i in fresh else self._rows_of_doc)[i]],
+            dtype=np.int64,
+        )
+        keys = np.arange(self.next_key, self.next_key + len(new), dtype=np.int64)
+        sentence_vectors = None
+        if sentences is not None and self.sentence_vectors is not None:
+            counts = np.concatenate([self._sentence_counts, _sentence_counts(new)])
+            starts = np.cumsum(counts) - counts
+            at = _expand(starts[rows], counts[rows])
+            sentence_vectors = _take(self.sentence_vectors, sentences, at)
+        return Index(
             self.encoder,
-            self.passages + passages,
-            np.concatenate([self.vectors, vectors]),
-            {**self.documents, **infos},
+            [self.passages[r] if r < old else new[r - old] for r in rows],
+            _take(self.vectors, vectors, rows),
+            documents,
             self.settings,
             sentence_vectors=sentence_vectors,
+            keys=_take(self.keys, keys, rows),
+            next_key=self.next_key + len(new),
+            cache=self.cache,
         )
-        if self.path is not None:
-            grown.save(self.path)
-        log.info("added %d documents, %d passages", len(docs), len(passages))
-        return grown
+
+    def _embedder(self) -> Encoder:
+        """The encoder for passage and sentence texts: through the cache when there is one."""
+        return self.encoder if self.cache is None else CachedEncoder(self.encoder, self.cache)
 
     def save(self, path: str | Path) -> Path:
         """Write the index directory (atomically; see `qa.store`)."""
@@ -331,6 +492,8 @@ class Index:
             self.info(),
             self.lexical.to_files(),
             self.sentence_vectors,
+            keys=self.keys,
+            next_key=self.next_key,
         )
         self.path = path
         return path
@@ -353,11 +516,15 @@ def build_index(
     skip_bad: bool = False,
     progress: bool | None = None,
     sentences: bool = True,
+    cache: EmbeddingCache | bool | None = None,
 ) -> Index:
     """Load articles, split them into passages, embed them and index them; save the
     index to `path` when given. `sources`: files, folders or `Document`s.
     `sentences`: also embed every sentence, for hybrid search's sentence-level score
-    (better first results, about 2x the indexing time; BENCHMARKS.md)."""
+    (better first results, about 2x the indexing time; BENCHMARKS.md).
+    `cache`: the embedding cache (`embeddings.EmbeddingCache`), True for the default
+    one, False for none; by default saved indexes use the default cache
+    ($SEMANTIC_QA_CACHE) and in-memory ones (evaluation, benchmarks) none."""
     encoder = _encoder(model)
     settings = settings or SplitSettings()
     docs = load_documents(sources, skip_bad=skip_bad)
@@ -366,27 +533,46 @@ def build_index(
             f"no articles found in {sources!r}: give .txt, .md, .html or .jsonl files"
         )
     started = time.perf_counter()
+    cached = resolve_cache(cache, default=path is not None)
+    embedder = encoder if cached is None else CachedEncoder(encoder, cached)
     passages = [p for doc in docs for p in split_document(doc, encoder, settings)]
-    vectors = encoder.encode_documents([p.text for p in passages], progress=progress)
-    sentence_vectors = encode_sentences(encoder, passages, progress=progress) if sentences else None
+    vectors = embedder.encode_documents([p.text for p in passages], progress=progress)
+    sentence_vectors = (
+        encode_sentences(embedder, passages, progress=progress) if sentences else None
+    )
     documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
     index = Index(
-        encoder, passages, vectors, documents, settings, sentence_vectors=sentence_vectors
-    )
-    log.info(
-        "indexed %d documents, %d passages in %.1f s",
-        len(docs),
-        len(passages),
-        time.perf_counter() - started,
+        encoder,
+        passages,
+        vectors,
+        documents,
+        settings,
+        sentence_vectors=sentence_vectors,
+        cache=cached,
     )
     if path is not None:
         index.save(path)
+    fresh = len(vectors) + (0 if sentence_vectors is None else len(sentence_vectors))
+    index.changes = Changes(
+        added=tuple(documents),
+        passages=len(passages),
+        encoded=embedder.encoded if isinstance(embedder, CachedEncoder) else fresh,
+        cached=embedder.reused if isinstance(embedder, CachedEncoder) else 0,
+        seconds=time.perf_counter() - started,
+    )
+    log.info("indexed: %s", index.changes)
     return index
 
 
-def load_index(path: str | Path, *, model: str | Encoder | None = None) -> Index:
+def load_index(
+    path: str | Path,
+    *,
+    model: str | Encoder | None = None,
+    cache: EmbeddingCache | bool | None = None,
+) -> Index:
     """Open a saved index, verified against its manifest. With `model`, also check
-    that the index was built with it (`ModelMismatchError` otherwise)."""
+    that the index was built with it (`ModelMismatchError` otherwise). `cache`: the
+    embedding cache its updates use (default: the default one, see `build_index`)."""
     stored = store.load(path)
     manifest = stored.manifest
     if model is not None:
@@ -417,6 +603,9 @@ def load_index(path: str | Path, *, model: str | Encoder | None = None) -> Index
             Path(path),
             lexical,
             stored.sentence_vectors,
+            keys=stored.keys,
+            next_key=stored.next_key,
+            cache=resolve_cache(cache, default=True),
         )
     except ValueError as err:
         raise IndexCorruptError(
@@ -430,6 +619,56 @@ def encode_sentences(
     """Vectors of every sentence of every passage, passage by passage, in order."""
     texts = [p.text[s:e] for p in passages for s, e in sentence_bounds(p.text)]
     return encoder.encode_documents(texts, progress=progress).reshape(-1, encoder.dimension)
+
+
+def resolve_cache(cache: EmbeddingCache | bool | None, *, default: bool) -> EmbeddingCache | None:
+    """The embedding cache meant by a `cache=` argument (None: `default` says)."""
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    if cache is None:
+        cache = default
+    return EmbeddingCache.default() if cache else None
+
+
+def make_faiss(vectors: np.ndarray, dimension: int) -> faiss.Index:
+    """The FAISS index over `vectors`, row i at position i (its passage's key is
+    `Index.keys[i]`): exact inner product, which for normalized vectors is cosine.
+    The one place that chooses the kind of FAISS index."""
+    index = faiss.IndexFlatIP(dimension)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _load(documents: Sources, action: str) -> list[Document]:
+    docs = load_documents(documents)
+    if not docs:
+        raise DocumentError(f"no articles found in {documents!r}: nothing to {action}")
+    return docs
+
+
+def _same(old: DocumentInfo, new: DocumentInfo) -> bool:
+    """The same article content (text, title, metadata): its passages can stay."""
+    return old.sha256 == new.sha256
+
+
+def _sentence_counts(passages: list[Passage]) -> np.ndarray:
+    return np.asarray([len(sentence_bounds(p.text)) for p in passages], dtype=np.int64)
+
+
+def _take(old: np.ndarray, new: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows `order` of `old` followed by `new` (numbered on from len(old)), without
+    stacking the two first."""
+    out = np.empty((len(order), *old.shape[1:]), dtype=old.dtype)
+    from_old = order < len(old)
+    out[from_old] = old[order[from_old]]
+    out[~from_old] = new[order[~from_old] - len(old)]
+    return out
+
+
+def _expand(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The runs starts[i] .. starts[i] + counts[i] - 1, one after the other."""
+    before = np.cumsum(counts) - counts
+    return np.repeat(starts - before, counts) + np.arange(int(counts.sum()), dtype=np.int64)
 
 
 def check_mode(mode: Any) -> str:

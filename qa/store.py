@@ -1,8 +1,9 @@
 """The on-disk index: a directory of plain files, written safely and checked on load.
 
-    manifest.json              format version, model, dimension, counts, checksums
+    manifest.json              format version, model, dimension, counts, next_key,
+                               checksums
     vectors-<sha>.npy          float32 [passages x dimension], numpy format, no pickle
-    passages-<sha>.jsonl       one passage per line: id, doc_id, start, end, text
+    passages-<sha>.jsonl       one passage per line: key, id, doc_id, start, end, text
     documents-<sha>.jsonl      one article per line: id, title, source, metadata, sha256
     bm25-*-<sha>.npy|.json     the lexical (BM25) index as bm25s saves it: .npy arrays
                                (no pickle) and .json vocabulary/parameters
@@ -11,18 +12,26 @@
 
 Data files are named by their content and written before the manifest, which is
 replaced atomically last: a save interrupted at any point leaves the previous
-manifest pointing at the previous files, which are only deleted afterwards.
+manifest pointing at the previous files, which are only deleted afterwards. A save
+that fails (full disk, read-only folder) removes what it wrote and raises
+`IndexWriteError`; saves into one folder take turns (a lock on the folder).
+
+A passage's `key` is a stable int64: allocated from `next_key` and never reused after
+its passage is removed, so it can serve as the primary key of an external vector
+store; row i of the vectors belongs to the passage on line i.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexFormatError, IndexNotFoundError
+from .errors import IndexCorruptError, IndexFormatError, IndexNotFoundError, IndexWriteError
 from .passages import Passage
 
 FORMAT = "semantic-qa-index"
 # 2: adds the BM25 parts (lexical and hybrid search).
-FORMAT_VERSION = 2
+# 3: adds stable passage keys (`key` in the passages file, `next_key` in the manifest).
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 LEXICAL_PARTS = ("bm25-params", "bm25-vocab", "bm25-data", "bm25-indices", "bm25-indptr")
 _SUFFIX = {
@@ -72,6 +82,8 @@ class StoredIndex:
     documents: dict[str, DocumentInfo]
     lexical: dict[str, bytes]  # verified bm25s files by part name (see qa.lexical)
     sentence_vectors: np.ndarray | None = None
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    next_key: int = 0
 
 
 def save(
@@ -82,9 +94,13 @@ def save(
     info: dict[str, Any],
     lexical: dict[str, bytes],
     sentence_vectors: np.ndarray | None = None,
+    *,
+    keys: np.ndarray | None = None,
+    next_key: int | None = None,
 ) -> dict[str, Any]:
     """Write an index directory; `info` goes into the manifest (model, dimension, ...);
-    `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`)."""
+    `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`); `keys`:
+    each passage's stable key (default 0, 1, ...), all below `next_key`."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise IndexNotFoundError(f"{path} is a file, not an index folder: choose another --out")
@@ -93,11 +109,14 @@ def save(
             f"{path} is a non-empty folder that is not an index: refusing to write into it; "
             "choose an empty or new folder"
         )
-    path.mkdir(parents=True, exist_ok=True)
+    keys = np.arange(len(passages), dtype=np.int64) if keys is None else keys
+    next_key = int(keys.max(initial=-1)) + 1 if next_key is None else int(next_key)
     docs = list(documents)
     blobs = {
         "vectors": _npy_bytes(vectors),
-        "passages": _jsonl_bytes(asdict(p) for p in passages),
+        "passages": _jsonl_bytes(
+            {"key": int(key), **asdict(p)} for key, p in zip(keys, passages, strict=True)
+        ),
         "documents": _jsonl_bytes(asdict(d) for d in docs),
         **{part: lexical[part] for part in LEXICAL_PARTS},
     }
@@ -107,8 +126,6 @@ def save(
     for part, data in blobs.items():
         digest = hashlib.sha256(data).hexdigest()
         name = f"{part}-{digest[:16]}{_SUFFIX[part]}"
-        if not (path / name).exists():
-            _atomic_write(path / name, data)
         files[part] = {"name": name, "sha256": digest, "bytes": len(data)}
     manifest = {
         "format": FORMAT,
@@ -117,12 +134,63 @@ def save(
         "documents": len(docs),
         "passages": len(passages),
         "sentences": None if sentence_vectors is None else len(sentence_vectors),
+        "next_key": next_key,
         "files": files,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
-    _remove_unreferenced(path, {f["name"] for f in files.values()})
+    had_index = (path / MANIFEST).is_file()
+    written: list[Path] = []
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with _locked(path):
+            for part, data in blobs.items():
+                file = path / files[part]["name"]
+                if not _holds(file, data):
+                    _atomic_write(file, data)
+                    written.append(file)
+            _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
+            written.clear()  # the manifest points at them now
+            _remove_unreferenced(path, {f["name"] for f in files.values()})
+    except OSError as err:
+        # What this save wrote is referenced by no manifest: leave the folder as it was.
+        for file in written:
+            with contextlib.suppress(OSError):
+                file.unlink()
+        raise IndexWriteError(_write_failure(path, err, had_index)) from err
     return manifest
+
+
+def _holds(file: Path, data: bytes) -> bool:
+    """`file` exists with exactly `data` (content-named files are reused, unless damaged)."""
+    try:
+        return file.stat().st_size == len(data) and file.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _write_failure(path: Path, err: OSError, had_index: bool) -> str:
+    kept = "the index there is unchanged" if had_index else "nothing was saved"
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot save the index to {path}: the disk is full{where}; free some space and retry ({kept})"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"cannot save the index to {path}: the folder is not writable ({err.strerror}{where}); "
+            f"make it writable or choose another folder (--out) ({kept})"
+        )
+    return f"cannot save the index to {path}: {err.strerror or err}{where} ({kept})"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Saves into one folder take turns: the one that finishes last would otherwise
+    delete the files another is about to reference. Released when the process dies."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -145,7 +213,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{path} has index format version {version!r}, this semantic-qa reads version "
             f"{FORMAT_VERSION}: rebuild it with: semantic-qa index ARTICLES... --out {path}"
         )
-    for key in ("model", "dimension", "passages", "documents", "files"):
+    for key in ("model", "dimension", "passages", "documents", "next_key", "files"):
         if key not in manifest:
             raise IndexCorruptError(f"{path / MANIFEST} lacks {key!r}: {how}")
     return manifest
@@ -159,10 +227,16 @@ def load(path: str | Path) -> StoredIndex:
     how = f"rebuild it with: semantic-qa index ARTICLES... --out {path}"
     try:
         vectors = np.load(io.BytesIO(raw["vectors"]), allow_pickle=False)
-        passages = [Passage(**row) for row in _jsonl_rows(raw["passages"])]
+        rows = _jsonl_rows(raw["passages"])
+        keys = np.fromiter((row.pop("key") for row in rows), dtype=np.int64, count=len(rows))
+        passages = [Passage(**row) for row in rows]
         documents = {d.id: d for d in (DocumentInfo(**r) for r in _jsonl_rows(raw["documents"]))}
-    except (ValueError, TypeError, KeyError) as err:
+    except (ValueError, TypeError, KeyError, OverflowError) as err:
         raise IndexCorruptError(f"{path}: index files do not parse ({err}): {how}") from err
+    next_key = manifest["next_key"]
+    problem = check_keys(keys, next_key)
+    if problem:
+        raise IndexCorruptError(f"{path}: {problem}: {how}")
     n, dim = manifest["passages"], manifest["dimension"]
     if vectors.dtype != np.float32 or vectors.shape != (n, dim):
         raise IndexCorruptError(
@@ -198,7 +272,71 @@ def load(path: str | Path) -> StoredIndex:
                 f"{list(sentence_vectors.shape)}, manifest says "
                 f"float32[{manifest.get('sentences')}, {dim}]: {how}"
             )
-    return StoredIndex(manifest, vectors, passages, documents, lexical, sentence_vectors)
+    return StoredIndex(
+        manifest, vectors, passages, documents, lexical, sentence_vectors, keys, next_key
+    )
+
+
+def check_keys(keys: np.ndarray, next_key: Any) -> str | None:
+    """What is wrong with a set of passage keys, if anything: they must be distinct,
+    at least 0 and below `next_key` (which is never handed out twice)."""
+    if not isinstance(next_key, int) or isinstance(next_key, bool) or next_key < 0:
+        return f"next_key must be a whole number >= 0, got {next_key!r}"
+    if len(keys) and (int(keys.min()) < 0 or int(keys.max()) >= next_key):
+        return f"passage keys span {int(keys.min())}..{int(keys.max())}, outside 0..{next_key - 1}"
+    if len(np.unique(keys)) != len(keys):
+        return f"{len(keys) - len(np.unique(keys))} passage keys are used twice"
+    return None
+
+
+def summary(path: str | Path) -> dict[str, Any]:
+    """What `semantic-qa info` shows: the manifest's facts, without loading the index.
+
+    >>> summary("data/index")["passages"]  # doctest: +SKIP
+    70
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    files = manifest["files"]
+    return {
+        "path": str(path),
+        "format_version": manifest["format_version"],
+        "model": manifest["model"],
+        "dimension": manifest["dimension"],
+        "documents": manifest["documents"],
+        "passages": manifest["passages"],
+        "sentences": manifest.get("sentences"),
+        "next_key": manifest["next_key"],
+        "split": manifest.get("split", {}),
+        "bytes": sum(int(f.get("bytes", 0)) for f in files.values()),
+        "files": len(files) + 1,
+        "created": manifest.get("created"),
+    }
+
+
+def check_files(path: str | Path) -> list[str]:
+    """Every problem with the files of an index (missing, truncated, edited), not just
+    the first as `load` reports."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    problems = []
+    for part in manifest["files"]:
+        try:
+            _read_checked(path, manifest, part)
+        except IndexCorruptError as err:
+            problems.append(str(err).split(": rebuild it with")[0])
+    missing = [p for p in _PARTS if p not in manifest["files"]]
+    problems += [f"{path / MANIFEST} names no {part} file" for part in missing]
+    return problems
+
+
+def leftovers(path: str | Path) -> list[str]:
+    """Files an interrupted save left behind (not referenced by the manifest); the
+    next save removes them."""
+    path = Path(path)
+    keep = {f["name"] for f in read_manifest(path)["files"].values()}
+    names = [old.name for part in _SUFFIX for old in path.glob(f"{part}-*{_SUFFIX[part]}")]
+    return sorted({n for n in names if n not in keep} | {t.name for t in path.glob(".*.tmp")})
 
 
 def read_documents(path: str | Path) -> dict[str, DocumentInfo]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,16 @@ class FakeEncoder:
 @pytest.fixture
 def fake() -> FakeEncoder:
     return FakeEncoder()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tests never touch the user's embedding cache (~/.cache/semantic-qa): saved
+    indexes use one of their own, fresh for each test session."""
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEMANTIC_QA_CACHE", str(folder))
+        yield folder
 
 
 TINY = [

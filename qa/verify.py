@@ -1,0 +1,287 @@
+"""`semantic-qa verify`: an index checked end to end, every problem listed.
+
+Beyond what loading checks (manifest, checksums, counts, shapes): passage keys, each
+passage's offsets and, where the article file is still there, its text against the
+article; vectors finite and of unit length; BM25 against the passages it should
+index; and a sample of passages (and sentences) re-encoded with the model, which
+must give back the stored vectors (cosine above `MIN_COSINE`).
+
+>>> report = verify("data/index")          # doctest: +SKIP
+>>> report.ok, report.problems
+(True, ())
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings import Encoder
+
+from . import store
+from .answers import sentence_bounds
+from .documents import JSONL_SUFFIXES, Document, load_documents, load_file
+from .errors import QAError
+from .lexical import LexicalIndex
+from .passages import Passage, SplitSettings
+from .store import DocumentInfo
+
+log = logging.getLogger(__name__)
+
+# Re-encoding gives back a stored vector up to this cosine (batching and threads
+# move the last digits; a vector of another text or model is far below).
+MIN_COSINE = 0.99
+# Deviation of a vector's length from 1 that counts as not normalized.
+NORM_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Report:
+    """`problems`: what is wrong (the index should be rebuilt); `notes`: what is
+    worth knowing but harmless (articles edited since, leftovers of an interrupted
+    save); `facts`: what was checked, for the summary."""
+
+    path: str
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "problems": list(self.problems),
+                "notes": list(self.notes), **self.facts}  # fmt: skip
+
+
+def verify(
+    path: str | Path,
+    *,
+    model: str | Encoder | None = None,
+    articles: Sequence[str | Path] | None = None,
+    sample: int = 32,
+) -> Report:
+    """Check the index at `path`. `model`: the encoder to re-encode the sample with
+    (default: the index's model); `articles`: where the articles are now (default:
+    each article's recorded source file, when it still exists); `sample`: passages
+    re-encoded (0: none)."""
+    from .index import Index, _encoder
+
+    problems: list[str] = []
+    notes: list[str] = []
+    facts: dict[str, Any] = {}
+
+    def report() -> Report:
+        return Report(str(path), tuple(problems), tuple(notes), facts)
+
+    try:
+        problems += store.check_files(path)
+        if problems:
+            return report()
+        stored = store.load(path)
+    except QAError as err:
+        problems.append(str(err))
+        return report()
+    manifest, n = stored.manifest, len(stored.passages)
+    facts.update(
+        model=manifest["model"],
+        documents=len(stored.documents),
+        passages=n,
+        sentences=manifest.get("sentences"),
+        files=len(manifest["files"]),
+        next_key=stored.next_key,
+        keys=[int(stored.keys.min()), int(stored.keys.max())] if n else [],
+    )
+    problems += _check_passages(stored.passages, stored.documents)
+    problems += _check_vectors("passage", stored.vectors)
+    if stored.sentence_vectors is not None:
+        problems += _check_vectors("sentence", stored.sentence_vectors)
+    texts = [p.text for p in stored.passages]
+    try:
+        lexical = LexicalIndex.from_files(stored.lexical, n)
+    except Exception as err:  # bm25s raises whatever its loader meets
+        problems.append(f"the BM25 index does not load ({type(err).__name__}: {err})")
+    else:
+        if not _same_bm25(lexical, LexicalIndex.build(texts)):
+            problems.append("the BM25 index does not match the passages' words")
+    checked, stale, missing = _check_articles(stored, articles, problems)
+    facts.update(articles_checked=checked, articles_changed=len(stale), articles_not_found=missing)
+    if stale:
+        notes.append(
+            f"{len(stale)} article(s) changed since indexing (e.g. {stale[0]!r}): update "
+            f"the index with: semantic-qa index ARTICLES... --out {path}"
+        )
+    encoder = None
+    if sample > 0 and n:
+        try:
+            encoder = _encoder(model if model is not None else manifest["model"])
+        except QAError as err:
+            problems.append(f"cannot re-encode a sample: {err}")
+    if encoder is not None:
+        facts.update(_check_sample(encoder, stored, sample, problems))
+        try:
+            Index(
+                encoder,
+                stored.passages,
+                stored.vectors,
+                stored.documents,
+                SplitSettings(**manifest.get("split", {})),
+                Path(path),
+                lexical,
+                stored.sentence_vectors,
+                keys=stored.keys,
+                next_key=stored.next_key,
+            )
+        except (ValueError, TypeError, QAError) as err:
+            problems.append(f"the index does not open: {err}")
+    left = store.leftovers(path)
+    if left:
+        notes.append(
+            f"{len(left)} file(s) left by an interrupted save (the next save removes them): "
+            + ", ".join(left[:3])
+        )
+    return report()
+
+
+def _check_passages(passages: list[Passage], documents: dict[str, DocumentInfo]) -> list[str]:
+    problems = []
+    bad = [p for p in passages if not 0 <= p.start < p.end or p.end - p.start != len(p.text)]
+    if bad:
+        p = bad[0]
+        problems.append(
+            f"{len(bad)} passage(s) whose offsets do not fit their text, e.g. {p.id} of "
+            f"{p.doc_id!r}: {p.start}..{p.end} for {len(p.text)} characters"
+        )
+    ids = [p.id for p in passages]
+    if len(set(ids)) != len(ids):
+        problems.append(f"{len(ids) - len(set(ids))} passage id(s) used twice")
+    empty = documents.keys() - {p.doc_id for p in passages}
+    if empty:
+        problems.append(f"{len(empty)} article(s) without passages, e.g. {sorted(empty)[0]!r}")
+    return problems
+
+
+def _check_vectors(kind: str, vectors: np.ndarray) -> list[str]:
+    if not len(vectors):
+        return []
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        return [f"{int((~finite).sum())} {kind} vector(s) hold NaN or infinity, e.g. row {row}"]
+    norms = np.linalg.norm(vectors, axis=1)
+    off = np.abs(norms - 1) > NORM_TOLERANCE
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        return [
+            f"{int(off.sum())} {kind} vector(s) are not unit length, e.g. row {row}: "
+            f"{norms[row]:.4f}"
+        ]
+    return []
+
+
+def _same_bm25(stored: LexicalIndex, rebuilt: LexicalIndex) -> bool:
+    if stored.count != rebuilt.count:
+        return False
+    if not stored.count:
+        return True
+    a, b = stored.bm25, rebuilt.bm25
+    return (
+        a.vocab_dict == b.vocab_dict
+        and all(np.array_equal(a.scores[k], b.scores[k]) for k in ("indices", "indptr"))
+        and np.allclose(a.scores["data"], b.scores["data"], rtol=1e-5)
+    )
+
+
+def _articles(
+    stored: store.StoredIndex, articles: Sequence[str | Path] | None
+) -> dict[str, Document]:
+    """The articles as they are now, by id: from `articles`, or from the recorded
+    source files that still exist."""
+    if articles is not None:
+        return {d.id: d for d in load_documents(articles, skip_bad=True)}
+    found: dict[str, Document] = {}
+    for info in stored.documents.values():
+        source = Path(info.source)
+        if info.id in found or not info.source or not source.is_file():
+            continue
+        try:
+            jsonl = source.suffix.lower() in JSONL_SUFFIXES
+            docs = load_file(source, None if jsonl else info.id)
+        except QAError as err:
+            log.info("cannot read %s: %s", source, err)
+            continue
+        found.update((d.id, d) for d in docs if d.id in stored.documents)
+    return found
+
+
+def _check_articles(
+    stored: store.StoredIndex, articles: Sequence[str | Path] | None, problems: list[str]
+) -> tuple[int, list[str], int]:
+    """Each passage's text against its article's text, for the articles at hand
+    and unchanged since indexing: how many were checked, the ids of those changed
+    since, how many were not found."""
+    now = _articles(stored, articles)
+    checked = 0
+    stale: list[str] = []
+    wrong: list[Passage] = []
+    by_doc: dict[str, list[Passage]] = {}
+    for p in stored.passages:
+        by_doc.setdefault(p.doc_id, []).append(p)
+    for doc_id, info in stored.documents.items():
+        doc = now.get(doc_id)
+        if doc is None:
+            continue
+        if doc.sha256 != info.sha256:
+            stale.append(doc_id)
+            continue
+        checked += 1
+        wrong += [p for p in by_doc.get(doc_id, []) if doc.text[p.start : p.end] != p.text]
+    if wrong:
+        p = wrong[0]
+        problems.append(
+            f"{len(wrong)} passage(s) differ from their article's text at their offsets, e.g. "
+            f"{p.id} of {p.doc_id!r} at {p.start}..{p.end}"
+        )
+    return checked, stale, len(stored.documents) - checked - len(stale)
+
+
+def _check_sample(
+    encoder: Encoder, stored: store.StoredIndex, sample: int, problems: list[str]
+) -> dict[str, Any]:
+    """Re-encode a fixed random sample of passages and of their sentences."""
+    n = len(stored.passages)
+    rows = np.sort(np.random.default_rng(0).choice(n, min(sample, n), replace=False))
+    fresh = encoder.encode_documents([stored.passages[r].text for r in rows])
+    cosines = np.sum(fresh * stored.vectors[rows], axis=1)
+    facts: dict[str, Any] = {"sample": len(rows), "min_cosine": round(float(cosines.min()), 5)}
+    if cosines.min() < MIN_COSINE:
+        row = int(rows[int(np.argmin(cosines))])
+        problems.append(
+            f"{int((cosines < MIN_COSINE).sum())} of {len(rows)} sampled passage vectors differ "
+            f"from their text re-encoded with {encoder.name!r} (e.g. row {row}: cosine "
+            f"{cosines.min():.3f}): another model, or vectors out of step with passages"
+        )
+    if stored.sentence_vectors is not None:
+        counts = np.asarray([len(sentence_bounds(p.text)) for p in stored.passages])
+        starts = np.cumsum(counts) - counts
+        texts, at = [], []
+        for r in rows:
+            text = stored.passages[r].text
+            for j, (s, e) in enumerate(sentence_bounds(text)):
+                texts.append(text[s:e])
+                at.append(starts[r] + j)
+        if texts and max(at) < len(stored.sentence_vectors):
+            got = np.sum(encoder.encode_documents(texts) * stored.sentence_vectors[at], axis=1)
+            facts["min_sentence_cosine"] = round(float(got.min()), 5)
+            if got.min() < MIN_COSINE:
+                problems.append(
+                    f"{int((got < MIN_COSINE).sum())} of {len(texts)} sampled sentence vectors "
+                    f"differ from their sentence re-encoded (cosine {got.min():.3f})"
+                )
+    return facts
