@@ -23,6 +23,10 @@ from .models import DEFAULT_MODEL, model_path
 
 log = logging.getLogger(__name__)
 
+# How an encoder runs the model. torch: sentence-transformers; onnx-*: embeddings.onnx.
+BACKENDS = ("torch", "onnx-int8", "onnx-fp32")
+ALIASES = {"onnx": "onnx-int8"}
+
 # Set before transformers or sentence_transformers are imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -64,6 +68,8 @@ class SentenceTransformerEncoder:
         hf_logging.disable_progress_bar()  # "Loading weights" bars on every start
 
         self._name = name
+        self.backend = "torch"
+        self.device = device
         self.batch_size = batch_size
         path = model_path(name)
         log.info("loading model %s from %s", name, path)
@@ -75,6 +81,10 @@ class SentenceTransformerEncoder:
 
     @property
     def name(self) -> str:
+        return self._name
+
+    @property
+    def model_name(self) -> str:
         return self._name
 
     @property
@@ -137,7 +147,69 @@ def _torch_threads(n: int) -> Iterator[None]:
                 torch.set_num_threads(before)
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """(model, backend) from an encoder name: "all-MiniLM-L6-v2" is the torch encoder,
+    "all-MiniLM-L6-v2@onnx-int8" the ONNX one. Indexes record this name, so an index is
+    searched with the backend that embedded it."""
+    model, sep, backend = name.rpartition("@")
+    if sep and backend in BACKENDS:
+        return model, backend
+    return name, "torch"
+
+
+def encoder_name(model: str | None = None, backend: str | None = None) -> str:
+    """The name `load_encoder(model, backend=backend)` gives its encoder, without loading it."""
+    base, named = split_name(model or DEFAULT_MODEL)
+    backend = _check_backend(backend or named)
+    return base if backend == "torch" else f"{base}@{backend}"
+
+
+def _check_backend(backend: str) -> str:
+    from qa.errors import InvalidInputError
+
+    backend = ALIASES.get(backend, backend)
+    if backend not in BACKENDS:
+        raise InvalidInputError(
+            f"unknown encoder {backend!r}: use one of {', '.join(sorted({*BACKENDS, *ALIASES}))}"
+        )
+    return backend
+
+
+def default_device() -> str:
+    """$SEMANTIC_QA_DEVICE when set ("cpu", "cuda", "cuda:1"); otherwise (or "auto")
+    "cuda" when torch sees a GPU, else "cpu"."""
+    device = os.environ.get("SEMANTIC_QA_DEVICE", "auto")
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_encoder(
+    name: str = DEFAULT_MODEL, *, backend: str | None = None, device: str | None = None
+) -> Encoder:
+    """The encoder for a packaged model, loaded once per process. `name` may carry its
+    backend ("all-MiniLM-L6-v2@onnx-int8"); `backend` ("torch", "onnx" = "onnx-int8",
+    "onnx-fp32") overrides it. `device` ("cpu", "cuda", "auto") is for torch."""
+    from qa.errors import InvalidInputError
+
+    model, named = split_name(name)
+    backend = _check_backend(backend or named)
+    if backend == "torch":
+        return _load(model, backend, default_device() if device in (None, "auto") else device)
+    if device not in (None, "auto", "cpu"):
+        raise InvalidInputError(
+            f"the {backend} encoder runs on the CPU only, not {device!r}: "
+            "use --encoder torch with --device cuda"
+        )
+    return _load(model, backend, "cpu")
+
+
 @functools.lru_cache(maxsize=4)
-def load_encoder(name: str = DEFAULT_MODEL) -> SentenceTransformerEncoder:
-    """The encoder for a packaged model, loaded once per process."""
-    return SentenceTransformerEncoder(name)
+def _load(model: str, backend: str, device: str) -> Encoder:
+    if backend == "torch":
+        return SentenceTransformerEncoder(model, device=device)
+    from .onnx import OnnxEncoder
+
+    return OnnxEncoder(model, quantized=backend == "onnx-int8")

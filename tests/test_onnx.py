@@ -1,0 +1,168 @@
+"""The ONNX Runtime encoder (embeddings.onnx) against the torch encoder it replaces:
+same tokens, close vectors, a safe export cache, and indexes that remember their
+backend. The real packaged model, exported once per session into a temporary cache
+(about 20 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qa
+from embeddings import encoder_name, load_encoder, split_name
+from embeddings.onnx import OnnxEncoder, export_folder, export_model
+from qa.cli import main
+
+from .conftest import ARTICLES, TINY
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "Kazakhstan chaired the OSCE in 2010.",
+    "Who chaired the 1267 committee?",
+    "",  # only [CLS] [SEP]: sentence-transformers still makes a vector of it
+    "word " * 400,  # over the 256-token input: truncated the same way
+    "Ünïcödé, “quotes” and — dashes — 2,500 km² in 1969!",
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def int8(onnx_cache: Path) -> OnnxEncoder:
+    return OnnxEncoder(cache=onnx_cache)
+
+
+@pytest.fixture(scope="session")
+def fp32(onnx_cache: Path, int8: OnnxEncoder) -> OnnxEncoder:
+    return OnnxEncoder(quantized=False, cache=onnx_cache)  # the int8 export made it
+
+
+@pytest.fixture(scope="session")
+def passages(real_encoder) -> list[str]:
+    docs = qa.load_documents([ARTICLES])
+    return [p.text for d in docs for p in qa.split_document(d, real_encoder)]
+
+
+def test_same_tokens_and_shape_as_torch(int8: OnnxEncoder, real_encoder, passages) -> None:
+    assert (int8.dimension, int8.max_tokens) == (real_encoder.dimension, real_encoder.max_tokens)
+    assert int8.count_tokens(passages + TEXTS) == real_encoder.count_tokens(passages + TEXTS)
+    for text in passages[:10] + TEXTS:
+        assert int8.token_spans(text) == real_encoder.token_spans(text)
+    assert int8.name == "all-MiniLM-L6-v2@onnx-int8" and int8.backend == "onnx-int8"
+
+
+def test_fp32_reproduces_torch(fp32: OnnxEncoder, real_encoder, passages) -> None:
+    """Same graph in fp32: pooling, normalization and truncation match exactly."""
+    texts = passages + TEXTS
+    cos = (fp32.encode_documents(texts) * real_encoder.encode_documents(texts)).sum(axis=1)
+    assert cos.min() > 0.9999
+    cos = (fp32.encode_queries(TEXTS[:2]) * real_encoder.encode_queries(TEXTS[:2])).sum(axis=1)
+    assert cos.min() > 0.9999
+
+
+def test_int8_close_to_torch(int8: OnnxEncoder, real_encoder, passages) -> None:
+    vectors = int8.encode_documents(passages)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(passages), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = (vectors * real_encoder.encode_documents(passages)).sum(axis=1)
+    assert cos.mean() > 0.99 and cos.min() > 0.97, (cos.mean(), cos.min())
+    query = int8.encode_queries(["Who chaired the 1267 committee?"])
+    assert query.shape == (1, 384)
+    assert (
+        float(query[0] @ real_encoder.encode_queries(["Who chaired the 1267 committee?"])[0]) > 0.98
+    )
+
+
+def test_order_and_batching_do_not_matter(int8: OnnxEncoder, passages) -> None:
+    """Sorting by length must put every vector back in its row. (int8 activations are
+    quantized per batch, so a text's vector moves a little with its batch mates.)"""
+    texts = passages[:40]
+    shuffled = random.Random(1).sample(range(len(texts)), len(texts))
+    vectors = int8.encode_documents(texts)
+    again = int8.encode_documents([texts[i] for i in shuffled])
+    cos = (vectors[shuffled] * again).sum(axis=1)
+    assert cos.min() > 0.995
+    alone = np.vstack([int8.encode_documents([t]) for t in texts[:5]])
+    assert (alone * vectors[:5]).sum(axis=1).min() > 0.99
+    assert int8.encode_documents([]).shape == (0, 384)
+
+
+def test_export_is_cached_and_a_corrupt_file_is_exported_again(
+    int8: OnnxEncoder, onnx_cache: Path, caplog
+) -> None:
+    path = export_model(cache=onnx_cache)
+    assert path == int8.path and path.parent == export_folder(cache=onnx_cache)
+    before = path.stat().st_mtime_ns
+    assert export_model(cache=onnx_cache).stat().st_mtime_ns == before  # cached: no export
+    with open(path, "r+b") as f:  # a partial file: half of it
+        f.truncate(path.stat().st_size // 2)
+    assert export_model(cache=onnx_cache) == path
+    assert "unusable" in caplog.text
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert path.stat().st_size == meta["bytes"]
+    path.with_suffix(".json").unlink()  # no sidecar: the file was never finished
+    export_model(cache=onnx_cache)
+    assert path.with_suffix(".json").exists()
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".export-")]
+    reloaded = OnnxEncoder(cache=onnx_cache)
+    np.testing.assert_allclose(
+        reloaded.encode_documents(TEXTS), int8.encode_documents(TEXTS), atol=1e-6
+    )
+
+
+def test_names_carry_the_backend() -> None:
+    assert encoder_name() == "all-MiniLM-L6-v2"
+    assert encoder_name(None, "onnx") == "all-MiniLM-L6-v2@onnx-int8"
+    assert encoder_name("all-MiniLM-L6-v2@onnx-fp32") == "all-MiniLM-L6-v2@onnx-fp32"
+    assert encoder_name("all-MiniLM-L6-v2@onnx-int8", "torch") == "all-MiniLM-L6-v2"
+    assert split_name("models/a@b") == ("models/a@b", "torch")  # not a backend: a path
+    with pytest.raises(qa.InvalidInputError, match="unknown encoder 'tf'"):
+        load_encoder(backend="tf")
+    with pytest.raises(qa.InvalidInputError, match="runs on the CPU only"):
+        load_encoder(backend="onnx", device="cuda")
+
+
+def test_index_is_searched_with_its_own_backend(
+    int8: OnnxEncoder, onnx_cache: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SEMANTIC_QA_ONNX_CACHE", str(onnx_cache))  # load_encoder finds the export
+    built = qa.build_index(TINY, tmp_path / "idx", model=int8)
+    loaded = qa.load_index(tmp_path / "idx")
+    assert loaded.encoder.name == "all-MiniLM-L6-v2@onnx-int8"
+    question = "When did Apollo 11 land on the Moon?"
+    assert [h.id for h in loaded.search(question, k=3)] == [h.id for h in built.search(question, 3)]
+    assert loaded.search(question, k=1)[0].doc_id == "space"
+    with pytest.raises(qa.ModelMismatchError, match="onnx-int8"):
+        qa.load_index(tmp_path / "idx", model="all-MiniLM-L6-v2")
+
+
+def test_cli_encoder_option(onnx_cache: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SEMANTIC_QA_ONNX_CACHE", str(onnx_cache))
+    monkeypatch.delenv("SEMANTIC_QA_DEVICE", raising=False)
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    for doc in TINY:
+        (articles / f"{doc.id}.txt").write_text(f"{doc.title}\n\n{doc.text}\n")
+    out = tmp_path / "idx"
+    assert main(["index", str(articles), "--out", str(out), "--encoder", "onnx"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "all-MiniLM-L6-v2@onnx-int8"
+    assert main(["index", str(articles), "--out", str(out), "--encoder", "onnx"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["ask", "Where does the Danube flow?", "--index", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["doc_id"] == "rivers.txt"
+    bad = ["index", str(articles), "--out", str(tmp_path / "x"), "--encoder", "onnx"]
+    assert main([*bad, "--device", "cuda"]) == 1
+    assert "runs on the CPU only" in capsys.readouterr().err
+    assert main(["index", str(articles), "--out", str(out), "--encoder", "jax"]) == 1
+    assert "unknown encoder 'jax'" in capsys.readouterr().err
+    assert "SEMANTIC_QA_DEVICE" not in os.environ  # refused before it was used
