@@ -60,7 +60,7 @@ def test_approximate_meets_target_recall_on_fresh_queries(data, built, kind):
     vi = built[kind]
     assert vi.kind == kind and not vi.exact
     assert vi.recall is not None and vi.recall.value >= vectors.TARGET_RECALL
-    assert vi.recall.queries == 200 and vi.recall.sample == "noisy stored vectors"
+    assert vi.recall.queries == 200 and vi.recall.sample == "pseudo-queries"
     # queries it was not tuned on: held-out points of the same distribution
     queries = clustered(300, 2)
     _, found = vi.search(queries, 10)
@@ -73,7 +73,7 @@ def test_stored_recall_is_what_search_gives(data, built, kind):
     """The recorded recall and search parameter are the ones search really uses."""
     x, ids = data
     vi = built[kind]
-    queries = vectors.noisy_sample(x, 200, 0.5, seed=0)
+    queries = vectors.pseudo_queries(x, 200, seed=0)
     truth = ids[vectors.exact_top(x, queries, 10)]
     assert vectors.recall_at(vi, queries, truth) == pytest.approx(vi.recall.value, abs=1e-4)
     described = vi.describe()
