@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 import time
@@ -139,6 +140,18 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="largest article file the form accepts, in MB (default 10)",
+    )
+    p.add_argument(
+        "--max-upload-files", type=int, default=20, help="files one upload may hold (default 20)"
+    )
+    p.add_argument(
+        "--auth",
+        default=None,
+        metavar="USER:PASSWORD",
+        help="ask for this user name and password (default: $SEMANTIC_QA_AUTH; none)",
+    )
+    p.add_argument(
+        "--upload-dir", default=None, help="where uploads are kept (default: beside the index)"
     )
     p.set_defaults(run=_cmd_serve)
     return parser
@@ -338,10 +351,28 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
     for hit in hits:
-        print(f"{hit.rank}. [{hit.score:.3f}] {hit.title}  ({hit.source} {hit.start}-{hit.end})")
-        print(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), 88), "   "))
+        title, source = _printable(hit.title), _printable(hit.source)
+        print(f"{hit.rank}. [{hit.score:.3f}] {title}  ({source} {hit.start}-{hit.end})")
+        text = " ".join(_printable(hit.text).split())
+        print(textwrap.indent(textwrap.fill(text, 88), "   "))
         print()
     return 0
+
+
+# Terminal escape sequences (CSI, OSC, and other ESC sequences), then any control
+# character left: C0 but tab and newline, DEL, C1, and the bidirectional overrides
+# that make a line read differently from what it holds.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    """Article text as it may go to a terminal: an article could otherwise move the
+    cursor, retitle the window, rewrite what was printed before it or (in some
+    terminals) run commands through escape sequences. --json output is left exact."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
 def _where(pairs: list[str]) -> dict[str, str] | None:
@@ -410,10 +441,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ui import serve
+    from ui.app import AUTH_ENV, parse_auth
 
     if not args.max_upload_mb > 0:
         raise InvalidInputError(f"--max-upload-mb must be above 0, got {args.max_upload_mb}")
-    serve(args.index, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    if args.max_upload_files < 1:
+        raise InvalidInputError(
+            f"--max-upload-files must be at least 1, got {args.max_upload_files}"
+        )
+    serve(
+        args.index,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        max_upload_files=args.max_upload_files,
+        auth=parse_auth(args.auth if args.auth is not None else os.environ.get(AUTH_ENV)),
+        upload_dir=args.upload_dir,
+    )
     return 0
 
 

@@ -14,10 +14,9 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-
-from bs4 import BeautifulSoup
 
 from .errors import DocumentError, DuplicateIdError, InvalidInputError
 
@@ -27,6 +26,10 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+# Largest article file read, in MB: a bigger one is refused before it is read (a
+# 200 MB file is a mistake or an attack far more often than an article). A JSON Lines
+# corpus bigger than this can be split into several files.
+MAX_FILE_MB = 100.0
 
 # Elements whose text a browser does not show.
 _INVISIBLE = ["script", "style", "noscript", "template", "head", "iframe", "object", "svg"]
@@ -36,6 +39,13 @@ _BLOCKS = [
     "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table",
     "tr", "td", "th", "blockquote", "pre", "figure", "figcaption", "hr", "form",
 ]  # fmt: skip
+_INVISIBLE_SET = frozenset(_INVISIBLE)
+_BLOCKS_SET = frozenset(_BLOCKS)
+# Elements that never have content or an end tag.
+_VOID = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+    "source", "track", "wbr", "basefont", "bgsound", "frame", "keygen",
+})  # fmt: skip
 _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
 
@@ -63,17 +73,21 @@ class Document:
 Sources = Iterable[str | Path | Document] | str | Path | Document
 
 
-def load_documents(sources: Sources, *, skip_bad: bool = False) -> list[Document]:
+def load_documents(
+    sources: Sources, *, skip_bad: bool = False, max_file_mb: float = MAX_FILE_MB
+) -> list[Document]:
     """Load articles from files, folders (recursively) and ready `Document`s.
 
     A bad file raises `DocumentError` naming it; with `skip_bad=True` it is logged
     as a warning and skipped instead. Duplicate ids always raise `DuplicateIdError`.
+    Files over `max_file_mb` are bad files, refused unread; in a folder, a symbolic
+    link to something outside that folder is a bad file too (never followed).
     """
     if isinstance(sources, str | Path | Document):
         sources = [sources]
     docs: list[Document] = []
     seen: dict[str, str] = {}
-    for doc in _iter_documents(sources, skip_bad):
+    for doc in _iter_documents(sources, skip_bad, max_file_mb):
         if doc.id in seen:
             raise DuplicateIdError(
                 f"duplicate article id {doc.id!r} in {seen[doc.id]} and {doc.source}: "
@@ -84,7 +98,9 @@ def load_documents(sources: Sources, *, skip_bad: bool = False) -> list[Document
     return docs
 
 
-def _iter_documents(sources: Iterable[str | Path | Document], skip_bad: bool) -> Iterator[Document]:
+def _iter_documents(
+    sources: Iterable[str | Path | Document], skip_bad: bool, max_file_mb: float
+) -> Iterator[Document]:
     for source in sources:
         if isinstance(source, Document):
             yield _checked(source)
@@ -96,28 +112,41 @@ def _iter_documents(sources: Iterable[str | Path | Document], skip_bad: bool) ->
             )
         path = Path(source)
         if path.is_dir():
+            root = path.resolve()
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             for file in files:
                 if file.suffix.lower() not in SUPPORTED_SUFFIXES:
                     log.info("skipping %s: not an article type", file)
                     continue
-                yield from _load_or_skip(file, file.relative_to(path).as_posix(), skip_bad)
+                doc_id = file.relative_to(path).as_posix()
+                yield from _load_or_skip(file, doc_id, skip_bad, max_file_mb, root)
         elif path.exists():
-            yield from _load_or_skip(path, path.name, skip_bad)
+            yield from _load_or_skip(path, path.name, skip_bad, max_file_mb)
         else:
             raise DocumentError(f"{path}: no such file or folder")
 
 
-def _load_or_skip(path: Path, doc_id: str, skip_bad: bool) -> Iterator[Document]:
+def _load_or_skip(
+    path: Path, doc_id: str, skip_bad: bool, max_file_mb: float, inside: Path | None = None
+) -> Iterator[Document]:
     try:
-        yield from load_file(path, doc_id)
+        if inside is not None and not path.resolve().is_relative_to(inside):
+            # a link out of the folder would index (and show) files its owner never
+            # put there: ~/.ssh, /etc
+            raise DocumentError(
+                f"{path}: a symbolic link to a file outside {inside}: not followed; "
+                "copy the file into the folder instead"
+            )
+        yield from load_file(path, doc_id, max_file_mb=max_file_mb)
     except DocumentError as err:
         if not skip_bad:
             raise
         log.warning("skipped: %s", err)
 
 
-def load_file(path: str | Path, doc_id: str | None = None) -> list[Document]:
+def load_file(
+    path: str | Path, doc_id: str | None = None, *, max_file_mb: float = MAX_FILE_MB
+) -> list[Document]:
     """Load the article(s) of one file; `doc_id` defaults to the file name."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -126,7 +155,7 @@ def load_file(path: str | Path, doc_id: str | None = None) -> list[Document]:
             f"{path}: unknown article type {suffix or '(no extension)'!r}; "
             f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
         )
-    text = read_text(path)
+    text = read_text(path, max_file_mb=max_file_mb)
     if suffix in JSONL_SUFFIXES:
         return list(_parse_jsonl(text, path))
     if suffix in HTML_SUFFIXES:
@@ -136,13 +165,23 @@ def load_file(path: str | Path, doc_id: str | None = None) -> list[Document]:
     return [_checked(Document(doc_id or path.name, text, title, str(path)))]
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, *, max_file_mb: float = MAX_FILE_MB) -> str:
     """Read a file as text: UTF-8 (with or without BOM), UTF-16/32 with a BOM, else
-    Windows-1252 as a fallback (logged). Binary files are refused."""
+    Windows-1252 as a fallback (logged). Binary files, and files over `max_file_mb`
+    (checked before reading), are refused."""
+    limit = int(max_file_mb * 1024 * 1024)
     try:
-        data = path.read_bytes()
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise DocumentError(f"{path}: not a regular file")
+        size = path.stat().st_size
+        if size > limit:
+            raise _too_big(path, size, max_file_mb)
+        with path.open("rb") as f:
+            data = f.read(limit + 1)  # the file may have grown since stat()
     except OSError as err:
         raise DocumentError(f"{path}: cannot read file ({err.strerror or err})") from err
+    if len(data) > limit:
+        raise _too_big(path, len(data), max_file_mb)
     for bom, encoding in (
         (codecs.BOM_UTF32_LE, "utf-32"),
         (codecs.BOM_UTF32_BE, "utf-32"),
@@ -156,7 +195,10 @@ def read_text(path: Path) -> str:
             except UnicodeDecodeError as err:
                 raise DocumentError(f"{path}: invalid {encoding} text ({err.reason})") from err
     if b"\x00" in data:
-        raise DocumentError(f"{path}: looks like a binary file (contains NUL bytes), not text")
+        raise DocumentError(
+            f"{path}: looks like a binary file (contains NUL bytes), not text; "
+            "UTF-16 or UTF-32 text needs a byte order mark (or save it as UTF-8)"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as utf8_err:
@@ -172,23 +214,101 @@ def read_text(path: Path) -> str:
 
 
 def html_to_text(markup: str) -> tuple[str, str]:
-    """(title, visible text) of an HTML page; one line per block, blank lines between."""
-    soup = BeautifulSoup(markup, "html.parser")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(_INVISIBLE):
-        tag.decompose()
-    for tag in soup(_BLOCKS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    for tag in soup("br"):
-        tag.replace_with("\n")
-    raw = soup.get_text()
+    """(title, visible text) of an HTML page; one line per block, blank lines between.
+
+    One pass over the tags, never a tree: time and memory grow linearly with the
+    page, however deeply its tags nest or however many are left unclosed (building
+    and editing a tree is quadratic on such pages; issue 8). Unclosed tags end
+    where their parent ends, as browsers do."""
+    parser = _VisibleText()
+    parser.feed(markup)
+    parser.close()
+    raw = "".join(parser.pieces)
     lines = [_SPACES.sub(" ", line).strip() for line in raw.split("\n")]
     text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-    if not title:
-        heading = soup.find(["h1", "h2"])
-        title = heading.get_text(" ", strip=True) if heading else _first_line(text)
+    title = _joined(parser.title) or _joined(parser.heading) or _first_line(text)
     return title, text
+
+
+def _too_big(path: Path, size: int, max_file_mb: float) -> DocumentError:
+    return DocumentError(
+        f"{path}: file is {size / 1024 / 1024:.1f} MB, over the {max_file_mb:g} MB limit for "
+        "one article file; split it into smaller files or raise the limit "
+        "(semantic-qa index --max-file-mb)"
+    )
+
+
+def _joined(strings: list[str]) -> str:
+    return " ".join(s.strip() for s in strings if s.strip())
+
+
+class _VisibleText(HTMLParser):
+    """Collects the visible text of a page, the <title> and the first visible <h1>/<h2>.
+
+    Keeps the stack of open elements and how many of each name are open, so an end
+    tag with no open element is ignored and one that is open closes everything above
+    it, in O(1) amortized per tag."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[str] = []
+        self.title: list[str] = []
+        self.heading: list[str] = []
+        self._stack: list[str] = []
+        self._open: dict[str, int] = {}
+        self._hidden = 0  # open invisible elements
+        self._in_title = 0
+        self._title_closed = False
+        self._in_heading = 0
+        self._heading_done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            if not self._hidden:
+                self.pieces.append("\n")
+            return
+        if tag in _BLOCKS_SET and not self._hidden:
+            self.pieces.append("\n\n")
+        if tag in _VOID:
+            return
+        self._stack.append(tag)
+        self._open[tag] = self._open.get(tag, 0) + 1
+        self._hidden += tag in _INVISIBLE_SET
+        self._in_title += tag == "title"
+        if tag in ("h1", "h2") and not self._hidden and not self._heading_done:
+            self._in_heading += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/>, <hr/>, <div/>: nothing inside them; a block still breaks the line
+        if (tag == "br" or tag in _BLOCKS_SET) and not self._hidden:
+            self.pieces.append("\n" if tag == "br" else "\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self._open.get(tag):
+            return
+        while self._stack:
+            top = self._stack.pop()
+            self._open[top] -= 1
+            self._hidden -= top in _INVISIBLE_SET
+            if top == "title":
+                self._in_title -= 1
+                self._title_closed = True
+            if top in ("h1", "h2") and self._in_heading:
+                self._in_heading -= 1
+                self._heading_done = self._heading_done or not self._in_heading
+            if top in _BLOCKS_SET and not self._hidden:
+                self.pieces.append("\n\n")
+            if top == tag:
+                return
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title and not self._title_closed:  # the first <title> only
+            self.title.append(data)
+        if self._hidden:
+            return
+        self.pieces.append(data)
+        if self._in_heading:
+            self.heading.append(data)
 
 
 def _first_line(text: str, markdown: bool = False) -> str:

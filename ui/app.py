@@ -11,6 +11,7 @@ so the page needs no network.
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -20,12 +21,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from qa import Index, QAError
+from qa import Index, InvalidInputError, QAError
 from qa.documents import SUPPORTED_SUFFIXES
 from qa.search import open_index
 
 from . import render
-from .handlers import DEFAULT_MAX_UPLOAD_MB, MAX_PASSAGES, NO_MATCH_BELOW, LiveIndex
+from .handlers import (
+    DEFAULT_MAX_UPLOAD_FILES,
+    DEFAULT_MAX_UPLOAD_MB,
+    MAX_PASSAGES,
+    NO_MATCH_BELOW,
+    LiveIndex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +47,38 @@ EXAMPLES = [
 # Gradio finds a `gr.Progress` default and passes a fresh tracker on each call; with
 # track_tqdm it also follows the encoder's progress bar.
 _PROGRESS = gr.Progress(track_tqdm=True)
+# Where `serve` keeps uploaded files, next to the index folder (data/uploads for the
+# bundled data/index); Gradio's cache (GRADIO_TEMP_DIR) points there.
+UPLOADS = "uploads"
+# The environment variable that turns on password protection: "user:password".
+AUTH_ENV = "SEMANTIC_QA_AUTH"
 
 
 def build_app(
-    index: Index | None,
+    index: Index | LiveIndex | None,
     *,
     title: str = "semantic-qa",
     error: str | None = None,
     threshold: float = NO_MATCH_BELOW,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES,
     examples: list[str] | None = None,
 ) -> gr.Blocks:
     """The Gradio app over `index`; importable and testable without a server. With
     `index=None` (it could not be opened: `error` says why) the page explains how to
-    build one."""
-    live = LiveIndex(index, error=error, threshold=threshold, max_upload_mb=max_upload_mb)
+    build one. Given a `LiveIndex`, the app uses it as it is (its own threshold and
+    limits): the caller can then add articles while the app serves."""
+    if isinstance(index, LiveIndex):
+        live = index
+        max_upload_mb = live.max_upload_mb
+    else:
+        live = LiveIndex(
+            index,
+            error=error,
+            threshold=threshold,
+            max_upload_mb=max_upload_mb,
+            max_upload_files=max_upload_files,
+        )
 
     def ask(question: str, k: float) -> str:
         return live.ask(question, k)[0]
@@ -97,7 +121,7 @@ def build_app(
             files = gr.File(
                 label=(
                     f"Article files ({', '.join(sorted(SUPPORTED_SUFFIXES))}; "
-                    f"at most {max_upload_mb:g} MB each)"
+                    f"at most {live.max_upload_files} files of {max_upload_mb:g} MB each)"
                 ),
                 file_count="multiple",
                 file_types=sorted(SUPPORTED_SUFFIXES),
@@ -130,10 +154,23 @@ def launch(
     host: str = "127.0.0.1",
     port: int | None = 7860,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    auth: tuple[str, str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Serve `app` on `host`:`port` with the form's CSS and the upload size limit
-    (enforced by the server as well as by the form)."""
+    (enforced by the server as well as by the form). `auth`: (user, password) that
+    the page and the API then ask for. Binding anything but a loopback address
+    without `auth` logs a warning: anyone who can reach the port can search the
+    articles and add to them."""
+    if not is_loopback(host) and auth is None:
+        log.warning(
+            "serving on %s without a password: anyone who can reach this machine's port %s "
+            "can read the articles and add to them; set %s=user:password (or "
+            "--auth user:password) or serve on 127.0.0.1",
+            host,
+            port,
+            AUTH_ENV,
+        )
     return app.launch(
         server_name=host,
         server_port=port,
@@ -141,8 +178,33 @@ def launch(
         max_file_size=int(max_upload_mb * 1024 * 1024),
         footer_links=["api"],
         show_error=True,
+        auth=auth,
         **kwargs,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.1, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """`"user:password"` as (user, password); None for None or "". The password may
+    itself hold colons; neither part may be empty."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user.strip() or not password:
+        raise InvalidInputError(
+            f"authentication must look like USER:PASSWORD (both non-empty), got a value "
+            f"with {'no colon' if not sep else 'an empty part'} ({AUTH_ENV} or --auth)"
+        )
+    return user.strip(), password
 
 
 def serve(
@@ -151,14 +213,29 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES,
+    auth: tuple[str, str] | None = None,
+    upload_dir: str | Path | None = None,
 ) -> None:
     """Load the index and serve the form until interrupted. A missing or broken
-    index still serves a page that says how to build one."""
+    index still serves a page that says how to build one. Uploaded files are kept
+    in `upload_dir` (default: `uploads` beside the index folder) and removed after an
+    hour; `auth` as in `launch`."""
+    from qa.search import default_index_path
+
+    index_folder = Path(index_path) if index_path is not None else default_index_path()
+    uploads = Path(upload_dir) if upload_dir is not None else index_folder.parent / UPLOADS
+    uploads.mkdir(parents=True, exist_ok=True)
+    # read by Gradio when the components and the server are made, below
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads.resolve())
     index, error = None, None
     try:
-        index = open_index(index_path)
+        index = open_index(index_folder)
     except QAError as err:
         log.error("%s", err)
         error = str(err)
-    app = build_app(index, error=error, max_upload_mb=max_upload_mb)
-    launch(app, host=host, port=port, max_upload_mb=max_upload_mb)
+    app = build_app(
+        index, error=error, max_upload_mb=max_upload_mb, max_upload_files=max_upload_files
+    )
+    app.delete_cache = (3600, 3600)  # uploads are indexed at once; keep them an hour at most
+    launch(app, host=host, port=port, max_upload_mb=max_upload_mb, auth=auth)

@@ -20,9 +20,10 @@ from typing import Any
 
 import gradio as gr
 
-from qa import Index, QAError, load_documents
+from qa import Index, InvalidInputError, QAError, load_documents
 from qa.documents import SUPPORTED_SUFFIXES
 from qa.passages import Passage
+from qa.query import check_k
 
 from . import render
 
@@ -34,7 +35,12 @@ log = logging.getLogger(__name__)
 # 0.95, recall 0.83 at telling apart questions whose article is not indexed.
 NO_MATCH_BELOW = 0.37
 MAX_PASSAGES = 20
+# The HTTP API's largest k: more is not an answer any more, and results are
+# de-duplicated pairwise, so a huge k is an easy way to keep the server busy.
+MAX_API_K = 100
 DEFAULT_MAX_UPLOAD_MB = 10.0
+# Files one upload may hold.
+DEFAULT_MAX_UPLOAD_FILES = 20
 # Characters of the article shown before and after a passage in "Show in the article".
 CONTEXT_CHARS = 600
 
@@ -45,12 +51,26 @@ def _no_progress(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-def search_hits(index: Index, question: str, k: int = 5) -> list[dict[str, Any]]:
-    """The API's answer: the same list of `Hit.to_dict()` as `qa.search` and the CLI."""
+def search_hits(index: Index, question: str, k: Any = 5) -> list[dict[str, Any]]:
+    """The API's answer: the same list of `Hit.to_dict()` as `qa.search` and the CLI.
+    Anything wrong with the request (a question that is not a string, empty, too long
+    or holding control characters; `k` not a whole number from 1 to `MAX_API_K`) is a
+    `gr.Error` with the reason, which the API returns as the error message."""
     try:
-        return [hit.to_dict() for hit in index.search(question, k=int(k))]
+        return [hit.to_dict() for hit in index.search(question, k=_api_k(k))]
     except QAError as err:
         raise gr.Error(html.escape(str(err), quote=False)) from err
+
+
+def _api_k(k: Any) -> int:
+    # JSON numbers may arrive as floats (5.0); anything else that is not a whole
+    # number goes to check_k, which says what is wrong with it.
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    k = check_k(k)
+    if k > MAX_API_K:
+        raise InvalidInputError(f"k must be at most {MAX_API_K}, got {k}")
+    return k
 
 
 class LiveIndex:
@@ -64,11 +84,13 @@ class LiveIndex:
         error: str | None = None,
         threshold: float = NO_MATCH_BELOW,
         max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+        max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES,
     ):
         self._index = index
         self.error = error
         self.threshold = threshold
         self.max_upload_mb = max_upload_mb
+        self.max_upload_files = max_upload_files
         self._add_lock = threading.Lock()
         self._neighbours: tuple[Index | None, tuple[dict[str, list[Passage]], dict[str, int]]] = (
             None,
@@ -96,7 +118,7 @@ class LiveIndex:
         index = self._index
         if index is None:
             raise gr.Error(html.escape(self.missing_message(), quote=False))
-        return search_hits(index, question, int(k))
+        return search_hits(index, question, k)
 
     def ask(self, question: str, k: float = 5) -> tuple[str, list[dict[str, Any]]]:
         """For the form: (results HTML, hit dicts). User mistakes become friendly
@@ -109,7 +131,7 @@ class LiveIndex:
                 "Type a question first, for example: When was the Bled Strategic Forum "
                 "established? Or click one of the examples."
             ), []
-        k = max(1, min(MAX_PASSAGES, int(k or 5)))
+        k = max(1, min(MAX_PASSAGES, _form_k(k)))
         try:
             hits = [h.to_dict() for h in index.search(question, k=k)]
             closeness = _closeness(index, question)
@@ -158,7 +180,7 @@ class LiveIndex:
 
     def upload(self, files: list[str] | None, progress: Progress = _no_progress) -> str:
         """Add uploaded article files to the index. A bad file, a file over the size
-        limit or an id already indexed leaves the index as it was."""
+        limit, too many files or an id already indexed leaves the index as it was."""
         if self._index is None:
             return render.notice(self.missing_message(), kind="error")
         if not files:
@@ -166,6 +188,11 @@ class LiveIndex:
                 f"Choose one or more article files ({', '.join(sorted(SUPPORTED_SUFFIXES))})."
             )
         paths = [Path(f) for f in files]
+        if len(paths) > self.max_upload_files:
+            return _refused(
+                f"{len(paths)} files at once, the limit is {self.max_upload_files} "
+                "(semantic-qa serve --max-upload-files); add them in smaller groups"
+            )
         limit = self.max_upload_mb * 1024 * 1024
         for path in paths:
             size = path.stat().st_size
@@ -200,6 +227,14 @@ class LiveIndex:
             f"They are searchable now ({len(grown.documents)} articles in the index).",
             kind="success",
         )
+
+
+def _form_k(k: Any) -> int:
+    # the slider sends a number; a hand-made request may send anything
+    try:
+        return int(k or 5)
+    except (TypeError, ValueError, OverflowError):
+        return 5
 
 
 def _closeness(index: Index, question: str) -> float:
