@@ -48,6 +48,10 @@ from .lexical import LexicalIndex, tokenize
 from .passages import Passage, SplitSettings, split_document
 from .query import check_k, check_question
 from .store import DocumentInfo
+from .vectors import Params as VectorParams
+from .vectors import VectorIndex, choose_kind
+from .vectors import build as build_vectors
+from .vectors import tune as tune_vectors
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,9 @@ class Index:
         keys: np.ndarray | None = None,
         next_key: int | None = None,
         cache: EmbeddingCache | None = None,
+        index_kind: str = "auto",
+        vector_params: VectorParams | None = None,
+        vector_index: VectorIndex | None = None,
     ):
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
@@ -118,14 +125,27 @@ class Index:
         # How hybrid search fuses (see qa.fusion); benchmarks/retrieval.py varies them.
         self.fusion = DEFAULT_FUSION
         self.weight = DEFAULT_WEIGHT
-        self._derive(lexical)
+        # the FAISS index asked for ("auto": by size, see qa.vectors) and how to build it
+        choose_kind(0, index_kind)  # InvalidInputError for an unknown kind
+        self.index_kind = index_kind
+        self.vector_params = vector_params or VectorParams()
+        self._derive(lexical, vector_index)
 
-    def _derive(self, lexical: LexicalIndex | None = None) -> None:
+    def _derive(
+        self, lexical: LexicalIndex | None = None, vector_index: VectorIndex | None = None
+    ) -> None:
         """Every structure computed from the passages and vectors: FAISS, BM25 (unless
         a loaded one is given), rows by document, groups of identical texts, where
         each passage's sentence vectors start. The one place to call after the
-        passages change."""
-        self._faiss = make_faiss(self.vectors, self.encoder.dimension)
+        passages change. `vector_index`: a loaded or updated one over these vectors."""
+        if vector_index is None or len(vector_index) != len(self):
+            vector_index = build_vectors(
+                self.vectors, self.keys, self.index_kind, self.vector_params
+            )
+        self.vector_index = vector_index
+        # FAISS returns keys: their rows through the keys in sorted order
+        self._key_order = np.argsort(self.keys, kind="stable")
+        self._sorted_keys = self.keys[self._key_order]
         if lexical is None or lexical.count != len(self.passages):
             lexical = LexicalIndex.build([p.text for p in self.passages])
         self.lexical = lexical
@@ -205,7 +225,7 @@ class Index:
         k = min(k, len(self))
         if k == 0:
             return [[] for _ in range(len(queries))]
-        scores, rows = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        scores, rows = self._nearest(queries, k)
         return [
             [
                 self._hit(int(r), float(s), rank)
@@ -215,11 +235,25 @@ class Index:
             for rr, ss in zip(rows, scores, strict=True)
         ]
 
+    def _nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of each query's `k` nearest passages by the vector index
+        (exact or approximate, see `index_kind`), best first; row -1 pads."""
+        scores, keys = self.vector_index.search(queries, k)
+        at = np.searchsorted(self._sorted_keys, keys).clip(0, len(self) - 1)
+        return scores, np.where(keys >= 0, self._key_order[at], -1)
+
     def _search(
         self, question: str, vector: np.ndarray | None, k: int, mode: str, rows: np.ndarray | None
     ) -> list[Hit]:
-        scores = self._scores(question, vector, mode, rows)
-        candidates = np.arange(len(self)) if rows is None else rows
+        if mode == "dense" and rows is None and vector is not None and not self.vector_index.exact:
+            # An approximate index spares scoring every passage: its nearest ones
+            # (room for folding duplicates) are scored exactly, the rest not at all.
+            _, nearest = self._nearest(vector[None, :], min(len(self), 10 * k + 10))
+            candidates = nearest[0][nearest[0] >= 0]
+            scores = self.vectors[candidates] @ vector
+        else:
+            scores = self._scores(question, vector, mode, rows)
+            candidates = np.arange(len(self)) if rows is None else rows
         kept: list[tuple[int, float]] = []
         also: dict[int, list[str]] = {}
         for i in _best_first(scores):
@@ -465,17 +499,45 @@ class Index:
             starts = np.cumsum(counts) - counts
             at = _expand(starts[rows], counts[rows])
             sentence_vectors = _take(self.sentence_vectors, sentences, at)
+        all_vectors, all_keys = _take(self.vectors, vectors, rows), _take(self.keys, keys, rows)
         return Index(
             self.encoder,
             [self.passages[r] if r < old else new[r - old] for r in rows],
-            _take(self.vectors, vectors, rows),
+            all_vectors,
             documents,
             self.settings,
             sentence_vectors=sentence_vectors,
-            keys=_take(self.keys, keys, rows),
+            keys=all_keys,
             next_key=self.next_key + len(new),
             cache=self.cache,
+            index_kind=self.index_kind,
+            vector_params=self.vector_params,
+            vector_index=self._changed_vector_index(all_vectors, all_keys, vectors, keys),
         )
+
+    def _changed_vector_index(
+        self, vectors: np.ndarray, keys: np.ndarray, new_vectors: np.ndarray, new_keys: np.ndarray
+    ) -> VectorIndex | None:
+        """This index's approximate vector index, copied, without the passages whose keys
+        are not in `keys` and with the new ones, its recall measured again over all
+        `vectors` (and its search parameter raised if need be): no retraining on every
+        change. None (build afresh) when exact, when it cannot remove (hnsw), or when
+        the size now calls for another kind. Retrain with `semantic-qa index --force`."""
+        vi = self.vector_index
+        kind = choose_kind(len(keys), self.index_kind, self.vector_params)
+        if vi.exact or not vi.removable or kind != vi.kind:
+            return None
+        changed = VectorIndex(
+            vi.kind, faiss.clone_index(vi.faiss_index), dict(vi.search_params), None,
+            dict(vi.build_params),
+        )  # fmt: skip
+        gone = np.setdiff1d(self.keys, keys)
+        if len(gone):
+            changed.remove(gone)
+        if len(new_keys):
+            changed.add(new_vectors, new_keys)
+        tune_vectors(changed, vectors, keys, self.vector_params)
+        return changed
 
     def _embedder(self) -> Encoder:
         """The encoder for passage and sentence texts: through the cache when there is one."""
@@ -494,6 +556,10 @@ class Index:
             self.sentence_vectors,
             keys=self.keys,
             next_key=self.next_key,
+            # an exact (flat) index is rebuilt from the vectors on load in no time
+            vector_index=None
+            if self.vector_index.exact
+            else self.vector_index.to_bytes().tobytes(),
         )
         self.path = path
         return path
@@ -504,6 +570,9 @@ class Index:
             "dimension": self.encoder.dimension,
             "max_tokens": self.encoder.max_tokens,
             "split": asdict(self.settings),
+            "index_kind": self.index_kind,
+            "vector_params": asdict(self.vector_params),
+            "vector_index": self.vector_index.describe(),
         }
 
 
@@ -517,6 +586,8 @@ def build_index(
     progress: bool | None = None,
     sentences: bool = True,
     cache: EmbeddingCache | bool | None = None,
+    index_kind: str = "auto",
+    vector_params: VectorParams | None = None,
 ) -> Index:
     """Load articles, split them into passages, embed them and index them; save the
     index to `path` when given. `sources`: files, folders or `Document`s.
@@ -524,7 +595,9 @@ def build_index(
     (better first results, about 2x the indexing time; BENCHMARKS.md).
     `cache`: the embedding cache (`embeddings.EmbeddingCache`), True for the default
     one, False for none; by default saved indexes use the default cache
-    ($SEMANTIC_QA_CACHE) and in-memory ones (evaluation, benchmarks) none."""
+    ($SEMANTIC_QA_CACHE) and in-memory ones (evaluation, benchmarks) none.
+    `index_kind`: the FAISS index, "auto" (exact below `qa.vectors.FLAT_BELOW`
+    passages, approximate above) or one of `qa.vectors.KINDS`; `vector_params` tunes it."""
     encoder = _encoder(model)
     settings = settings or SplitSettings()
     docs = load_documents(sources, skip_bad=skip_bad)
@@ -549,6 +622,8 @@ def build_index(
         settings,
         sentence_vectors=sentence_vectors,
         cache=cached,
+        index_kind=index_kind,
+        vector_params=vector_params,
     )
     if path is not None:
         index.save(path)
@@ -594,6 +669,13 @@ def load_index(
         raise IndexCorruptError(f"{path}: unusable split settings in manifest ({err})") from err
     lexical = LexicalIndex.from_files(stored.lexical, len(stored.passages))
     try:
+        vector_params = VectorParams(**manifest.get("vector_params", {}))
+        vector_index = None
+        if stored.vector_index is not None:
+            vector_index = VectorIndex.from_bytes(stored.vector_index, manifest["vector_index"])
+    except (TypeError, KeyError, InvalidInputError) as err:
+        raise IndexCorruptError(f"{path}: unusable vector index settings ({err})") from err
+    try:
         return Index(
             encoder,
             stored.passages,
@@ -606,6 +688,9 @@ def load_index(
             keys=stored.keys,
             next_key=stored.next_key,
             cache=resolve_cache(cache, default=True),
+            index_kind=str(manifest.get("index_kind", "auto")),
+            vector_params=vector_params,
+            vector_index=vector_index,
         )
     except ValueError as err:
         raise IndexCorruptError(
@@ -628,15 +713,6 @@ def resolve_cache(cache: EmbeddingCache | bool | None, *, default: bool) -> Embe
     if cache is None:
         cache = default
     return EmbeddingCache.default() if cache else None
-
-
-def make_faiss(vectors: np.ndarray, dimension: int) -> faiss.Index:
-    """The FAISS index over `vectors`, row i at position i (its passage's key is
-    `Index.keys[i]`): exact inner product, which for normalized vectors is cosine.
-    The one place that chooses the kind of FAISS index."""
-    index = faiss.IndexFlatIP(dimension)
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
 
 
 def _load(documents: Sources, action: str) -> list[Document]:

@@ -9,6 +9,10 @@
                                (no pickle) and .json vocabulary/parameters
     sentence-vectors-<sha>.npy optional: float32 [sentences x dimension], every
                                sentence of every passage in order (hybrid search)
+    vector-index-<sha>.faiss   optional: an approximate FAISS index over the vectors
+                               (faiss.serialize_index), ids = passage keys; its kind,
+                               search parameters and measured recall are in the
+                               manifest's "vector_index" (a flat one is rebuilt on load)
 
 Data files are named by their content and written before the manifest, which is
 replaced atomically last: a save interrupted at any point leaves the previous
@@ -58,8 +62,9 @@ _SUFFIX = {
     "bm25-indices": ".npy",
     "bm25-indptr": ".npy",
     "sentence-vectors": ".npy",
+    "vector-index": ".faiss",
 }
-_OPTIONAL = ("sentence-vectors",)
+_OPTIONAL = ("sentence-vectors", "vector-index")
 _PARTS = tuple(part for part in _SUFFIX if part not in _OPTIONAL)
 
 
@@ -84,6 +89,7 @@ class StoredIndex:
     sentence_vectors: np.ndarray | None = None
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     next_key: int = 0
+    vector_index: bytes | None = None  # a serialized approximate index (see qa.vectors)
 
 
 def save(
@@ -97,6 +103,7 @@ def save(
     *,
     keys: np.ndarray | None = None,
     next_key: int | None = None,
+    vector_index: bytes | None = None,
 ) -> dict[str, Any]:
     """Write an index directory; `info` goes into the manifest (model, dimension, ...);
     `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`); `keys`:
@@ -122,6 +129,8 @@ def save(
     }
     if sentence_vectors is not None:
         blobs["sentence-vectors"] = _npy_bytes(sentence_vectors)
+    if vector_index is not None:
+        blobs["vector-index"] = vector_index
     files: dict[str, dict[str, Any]] = {}
     for part, data in blobs.items():
         digest = hashlib.sha256(data).hexdigest()
@@ -272,8 +281,19 @@ def load(path: str | Path) -> StoredIndex:
                 f"{list(sentence_vectors.shape)}, manifest says "
                 f"float32[{manifest.get('sentences')}, {dim}]: {how}"
             )
+    vector_index = None
+    if "vector-index" in manifest["files"]:
+        vector_index = _read_checked(path, manifest, "vector-index")
     return StoredIndex(
-        manifest, vectors, passages, documents, lexical, sentence_vectors, keys, next_key
+        manifest,
+        vectors,
+        passages,
+        documents,
+        lexical,
+        sentence_vectors,
+        keys,
+        next_key,
+        vector_index,
     )
 
 
@@ -308,10 +328,25 @@ def summary(path: str | Path) -> dict[str, Any]:
         "sentences": manifest.get("sentences"),
         "next_key": manifest["next_key"],
         "split": manifest.get("split", {}),
+        "vector_index": _vector_summary(manifest.get("vector_index")),
         "bytes": sum(int(f.get("bytes", 0)) for f in files.values()),
         "files": len(files) + 1,
         "created": manifest.get("created"),
     }
+
+
+def _vector_summary(described: Any) -> dict[str, Any]:
+    """The vector index line of `summary`: kind, measured recall@10, search parameters."""
+    if not isinstance(described, dict):
+        return {"kind": "flat", "recall@10": "1 (exact)"}
+    recall = described.get("recall_at_10")
+    out: dict[str, Any] = {"kind": described.get("kind")}
+    if isinstance(recall, dict):
+        out["recall@10"] = recall.get("value")
+        out["measured_on"] = f"{recall.get('queries')} {recall.get('sample')}"
+    elif described.get("kind") == "flat":
+        out["recall@10"] = "1 (exact)"
+    return {**out, **described.get("search_params", {}), **described.get("build_params", {})}
 
 
 def check_files(path: str | Path) -> list[str]:

@@ -3,9 +3,13 @@ brute-force numpy oracle; measured recall; serialization; add/remove; kind by si
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+import qa
+import qa.cli
 from qa import vectors
 from qa.errors import IndexCorruptError, InvalidInputError
 
@@ -183,3 +187,109 @@ def test_fewer_vectors_than_k_pad_with_minus_one():
     scores, found = vectors.build(x).search(x[:1], 5)
     assert sorted(found[0, :3]) == [0, 1, 2] and list(found[0, 3:]) == [-1, -1]
     assert (scores[0, 3:] == np.finfo(np.float32).min).all()
+
+
+# --- the index uses qa.vectors: kind by size, stored, reported, kept up to date ------
+
+SMALL = vectors.Params(flat_below=100)  # approximate from 100 passages on
+
+
+def word_docs(count: int, seed: int, prefix: str = "doc") -> list[qa.Document]:
+    """Articles of random words (distinct bags of words for the fake encoder)."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(400)]
+    docs = []
+    for i in range(count):
+        paragraphs = [
+            " ".join(rng.choice(words, 12)) + ". " + " ".join(rng.choice(words, 10)) + "."
+            for _ in range(5)
+        ]
+        docs.append(qa.Document(f"{prefix}{i}", "\n\n".join(paragraphs), f"{prefix} {i}"))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[qa.Document]:
+    return word_docs(60, 0)
+
+
+def test_index_kind_follows_the_threshold(corpus, fake):
+    small = qa.build_index(corpus[:10], model=fake, vector_params=SMALL)
+    big = qa.build_index(corpus, model=fake, vector_params=SMALL)
+    assert len(small) < 100 <= len(big)
+    assert small.vector_index.kind == "flat" and big.vector_index.kind == "ivf"
+    assert big.vector_index.recall.value >= vectors.TARGET_RECALL
+    assert qa.build_index(corpus, model=fake).vector_index.kind == "flat"  # default threshold
+
+
+def test_dense_search_on_an_approximate_index_matches_exact(corpus, fake):
+    exact = qa.build_index(corpus, model=fake, index_kind="flat")
+    approximate = qa.build_index(corpus, model=fake, index_kind="ivf")
+    questions = [" ".join(p.text.split()[:6]) for p in exact.passages[::7]]
+    same = 0
+    for question in questions:
+        want = exact.search(question, k=5, mode="dense")
+        got = approximate.search(question, k=5, mode="dense")
+        # scores of what is found are exact cosines, whatever the index
+        for hit in got:
+            row = next(r for r, p in enumerate(exact.passages) if p.id == hit.id)
+            assert hit.score == pytest.approx(
+                float(exact.vectors[row] @ fake.encode_queries([question])[0]), abs=1e-5
+            )
+        same += [h.id for h in got][:1] == [h.id for h in want][:1]
+    assert same >= 0.9 * len(questions)
+    hits = approximate.search_vectors(exact.vectors[:3], 1)  # stored vectors find themselves
+    assert [h[0].id for h in hits] == [p.id for p in exact.passages[:3]]
+
+
+def test_approximate_index_is_saved_with_its_recall_and_shown_by_info(
+    tmp_path, corpus, fake, capsys
+):
+    path = tmp_path / "idx"
+    built = qa.build_index(corpus, path, model=fake, index_kind="ivf-sq8")
+    manifest = json.loads((path / "manifest.json").read_text())
+    described = manifest["vector_index"]
+    assert described["kind"] == "ivf-sq8" and manifest["index_kind"] == "ivf-sq8"
+    assert described["recall_at_10"]["value"] == built.vector_index.recall.value >= 0.95
+    assert described["search_params"]["nprobe"] >= 1
+    assert len(list(path.glob("vector-index-*.faiss"))) == 1
+    loaded = qa.load_index(path, model=fake)
+    assert loaded.vector_index.kind == "ivf-sq8"
+    assert loaded.vector_index.describe() == built.vector_index.describe()
+    question = corpus[3].text[:60]
+    assert [h.to_dict() for h in loaded.search(question, k=5, mode="dense")] == [
+        h.to_dict() for h in built.search(question, k=5, mode="dense")
+    ]
+    assert qa.cli.main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["vector_index"]
+    assert info["kind"] == "ivf-sq8" and info["recall@10"] == described["recall_at_10"]["value"]
+    assert qa.cli.main(["info", str(path)]) == 0
+    assert f"recall@10={info['recall@10']}" in capsys.readouterr().out
+
+
+def test_flat_index_stores_no_faiss_file(tmp_path, corpus, fake, capsys):
+    path = tmp_path / "idx"
+    qa.build_index(corpus[:5], path, model=fake)
+    assert not list(path.glob("vector-index-*"))
+    assert qa.load_index(path, model=fake).vector_index.kind == "flat"
+    assert qa.cli.main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["vector_index"]["recall@10"] == "1 (exact)"
+
+
+def test_updates_keep_the_approximate_index_and_drop_removed_keys(tmp_path, corpus, fake):
+    path = tmp_path / "idx"
+    index = qa.build_index(corpus[:40], path, model=fake, index_kind="ivf")
+    trained = dict(index.vector_index.build_params)
+    gone = {p.id for p in index.passages if p.doc_id in ("doc0", "doc1")}
+    index = index.remove(["doc0", "doc1"]).add(corpus[40:])
+    vi = index.vector_index
+    assert vi.kind == "ivf" and len(vi) == len(index)
+    assert vi.build_params == trained  # the trained cells were kept, not retrained
+    assert vi.recall.value >= vectors.TARGET_RECALL  # measured again after the change
+    _, keys = vi.search(index.vectors, 10)
+    assert set(keys.ravel()) - {-1} <= set(index.keys.tolist())
+    for doc in corpus[:2]:
+        hits = index.search(doc.text[:80], k=10, mode="dense")
+        assert not {h.id for h in hits} & gone
+    loaded = qa.load_index(path, model=fake)
+    assert loaded.vector_index.describe() == vi.describe()
