@@ -34,6 +34,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -111,7 +112,7 @@ def save(
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise IndexNotFoundError(f"{path} is a file, not an index folder: choose another --out")
-    if path.is_dir() and not (path / MANIFEST).exists() and any(path.iterdir()):
+    if path.is_dir() and not (path / MANIFEST).exists() and not _only_ours(path):
         raise IndexNotFoundError(
             f"{path} is a non-empty folder that is not an index: refusing to write into it; "
             "choose an empty or new folder"
@@ -167,6 +168,16 @@ def save(
                 file.unlink()
         raise IndexWriteError(_write_failure(path, err, had_index)) from err
     return manifest
+
+
+def _only_ours(path: Path) -> bool:
+    """`path` holds nothing but what an interrupted first save writes (data files and
+    temporary files, no manifest yet): it may be written over."""
+    parts = re.compile(
+        "|".join(rf"{re.escape(p)}-[0-9a-f]{{16}}{re.escape(s)}" for p, s in _SUFFIX.items())
+        + r"|\..+\.tmp"
+    )
+    return all(parts.fullmatch(f.name) for f in path.iterdir())
 
 
 def _holds(file: Path, data: bytes) -> bool:
