@@ -359,11 +359,14 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-# Terminal escape sequences (CSI, OSC, and other ESC sequences), then any control
-# character left: C0 but tab and newline, DEL, C1, and the bidirectional overrides
-# that make a line read differently from what it holds.
+# Terminal escape sequences (CSI; OSC, DCS and the other strings up to their end;
+# any other ESC pair), then any control character left: C0 but tab and newline,
+# DEL, C1, and the bidirectional overrides that make a line read differently from
+# what it holds.
 _ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

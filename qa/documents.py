@@ -32,7 +32,9 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 MAX_FILE_MB = 100.0
 
 # Elements whose text a browser does not show.
-_INVISIBLE = ["script", "style", "noscript", "template", "head", "iframe", "object", "svg"]
+_INVISIBLE = [
+    "script", "style", "noscript", "template", "head", "title", "iframe", "object", "svg",
+]  # fmt: skip
 # Elements that start a new block of text: they become paragraph breaks.
 _BLOCKS = [
     "p", "div", "section", "article", "main", "header", "footer", "nav", "aside",
@@ -233,8 +235,8 @@ def html_to_text(markup: str) -> tuple[str, str]:
 def _too_big(path: Path, size: int, max_file_mb: float) -> DocumentError:
     return DocumentError(
         f"{path}: file is {size / 1024 / 1024:.1f} MB, over the {max_file_mb:g} MB limit for "
-        "one article file; split it into smaller files or raise the limit "
-        "(semantic-qa index --max-file-mb)"
+        "one article file; split it into smaller files (the limit: "
+        "qa.documents.MAX_FILE_MB, or load_documents(max_file_mb=...))"
     )
 
 
