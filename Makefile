@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,milvus]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -36,8 +36,21 @@ run: index
 setup-browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 
+# The suite runs in a private network namespace where loopback is the only interface:
+# the Milvus server the tests start (tests/milvus_server.py) listens on all interfaces.
+# Every other test is offline and binds 127.0.0.1, so it runs there as well.
+NETNS = ip link set lo up && exec "$$0" "$$@"
 test: setup setup-browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if command -v ip >/dev/null && unshare -n true 2>/dev/null; then \
+		unshare -n sh -c '$(NETNS)' $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	elif command -v ip >/dev/null && unshare -rn true 2>/dev/null; then \
+		unshare -rn sh -c '$(NETNS)' $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "make test: no private network namespace (unshare -n needs root, unshare -rn" \
+			"user namespaces; ip from iproute2): running without one, so the Milvus" \
+			"server tests are skipped (they fail under CI=true)" >&2; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS); \
+	fi
 
 lint: setup
 	$(BIN)/ruff format --check .
