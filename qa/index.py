@@ -614,6 +614,9 @@ def build_index(
         encode_sentences(embedder, passages, progress=progress) if sentences else None
     )
     documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+    # Rebuilt over an existing index, keys go on from its next_key: a key is never
+    # reused, even by a rebuild (an external store may still hold the old ones).
+    first = 0 if path is None else store.next_key_of(path)
     index = Index(
         encoder,
         passages,
@@ -621,6 +624,8 @@ def build_index(
         documents,
         settings,
         sentence_vectors=sentence_vectors,
+        keys=np.arange(first, first + len(passages), dtype=np.int64),
+        next_key=first + len(passages),
         cache=cached,
         index_kind=index_kind,
         vector_params=vector_params,

@@ -308,6 +308,15 @@ def load(path: str | Path) -> StoredIndex:
     )
 
 
+def next_key_of(path: str | Path) -> int:
+    """The next key of the index at `path`; 0 when there is none (or it is unreadable)."""
+    try:
+        next_key = read_manifest(path)["next_key"]
+    except (IndexNotFoundError, IndexCorruptError):
+        return 0
+    return next_key if isinstance(next_key, int) and next_key > 0 else 0
+
+
 def check_keys(keys: np.ndarray, next_key: Any) -> str | None:
     """What is wrong with a set of passage keys, if anything: they must be distinct,
     at least 0 and below `next_key` (which is never handed out twice)."""

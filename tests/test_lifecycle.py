@@ -478,3 +478,11 @@ def test_any_operation_sequence_equals_a_rebuild(start, ops) -> None:
         handed_out |= set(index.keys.tolist())
         assert index.next_key >= max(handed_out) + 1
     assert_same_index(index, qa.build_index(list(articles.values()), model=FakeEncoder()))
+
+
+def test_a_rebuild_over_an_index_hands_out_new_keys(tmp_path: Path, fake: FakeEncoder) -> None:
+    first = qa.build_index(TINY, tmp_path / "idx", model=fake)
+    again = qa.build_index(TINY, tmp_path / "idx", model=fake)
+    assert again.keys.tolist() == [3, 4, 5] and again.next_key == 6
+    assert set(first.keys.tolist()).isdisjoint(again.keys.tolist())
+    assert qa.build_index(TINY, tmp_path / "other", model=fake).keys.tolist() == [0, 1, 2]
