@@ -154,8 +154,8 @@ def digest(text: str) -> bytes:
 
 class CachedEncoder:
     """An encoder whose `encode_documents` runs the model only on texts the cache has
-    not seen (each distinct text once); queries are never cached. `encoded` and
-    `reused` count texts, for reports.
+    not seen (each distinct text once); queries are never cached. For reports:
+    `encoded` counts the texts the model ran on, `reused` those the cache gave.
 
     >>> enc = CachedEncoder(encoder, EmbeddingCache("/tmp/cache"))  # doctest: +SKIP
     """
@@ -192,6 +192,7 @@ class CachedEncoder:
         dim = self.encoder.dimension
         keys = [digest(t) for t in texts]
         found = self.cache.get(self.key, keys, dim)
+        self.reused += sum(k in found for k in keys)
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
         if todo:
             fresh = self.encoder.encode_documents(list(todo.values()), progress=progress)
@@ -199,7 +200,6 @@ class CachedEncoder:
             self.cache.put(self.key, list(todo), fresh)
             found.update(zip(todo, fresh, strict=True))
         self.encoded += len(todo)
-        self.reused += len(texts) - len(todo)
         out = np.empty((len(texts), dim), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = found[key]

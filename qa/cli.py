@@ -254,8 +254,11 @@ def _why_rebuild(out: Path, model: str | None, settings: Any) -> str | None:
         return f"cannot be updated ({str(err).split(': rebuild')[0]})"
     if manifest["model"] != (model or DEFAULT_MODEL):
         return f"built with model {manifest['model']!r}, not {model or DEFAULT_MODEL!r}"
-    if manifest.get("split") != asdict(settings):
-        return f"built with split settings {manifest.get('split')}, not {asdict(settings)}"
+    old, new = manifest.get("split") or {}, asdict(settings)
+    if old != new:
+        differ = [k for k in new if old.get(k) != new[k]]
+        was = ", ".join(f"{k}={old.get(k)}" for k in differ)
+        return f"built with {was}, not {', '.join(f'{k}={new[k]}' for k in differ)}"
     return None
 
 
@@ -301,7 +304,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             f"({f['articles_not_found']} not found, {f['articles_changed']} changed)"
         )
         sample = (
-            f"{f['sample']} passages re-encoded: cosine >= {f['min_cosine']}"
+            f"{f['sample']} passages re-encoded: min cosine {f['min_cosine']:.4f}"
             if "sample" in f
             else "no re-encoding"
         )

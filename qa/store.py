@@ -190,15 +190,14 @@ def _holds(file: Path, data: bytes) -> bool:
 
 def _write_failure(path: Path, err: OSError, had_index: bool) -> str:
     kept = "the index there is unchanged" if had_index else "nothing was saved"
-    where = f" ({err.filename})" if err.filename else ""
+    why = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"cannot save the index to {path}: the disk is full{where}; free some space and retry ({kept})"
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (
-            f"cannot save the index to {path}: the folder is not writable ({err.strerror}{where}); "
-            f"make it writable or choose another folder (--out) ({kept})"
-        )
-    return f"cannot save the index to {path}: {err.strerror or err}{where} ({kept})"
+        how = "the disk is full ({}); free some space and retry"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        how = "the folder is not writable ({}); make it writable or choose another folder (--out)"
+    else:
+        how = "{}"
+    return f"cannot save the index to {path}: {how.format(why)}; {kept}"
 
 
 @contextlib.contextmanager

@@ -66,3 +66,11 @@ def test_bad_file_is_refused_and_nothing_changes(
         index.add([tmp_path / name])
     assert sorted((tmp_path / "idx").iterdir()) == before
     assert len(qa.load_index(tmp_path / "idx", model=fake).documents) == 3
+
+
+def test_add_hands_out_new_keys_and_keeps_the_others(fake: FakeEncoder) -> None:
+    small = qa.build_index(TINY[:2], model=fake)
+    grown = small.add([TINY[2]])
+    assert grown.keys[: len(small)].tolist() == small.keys.tolist()
+    assert grown.keys[len(small) :].tolist() == list(range(small.next_key, grown.next_key))
+    assert grown.changes is not None and grown.changes.added == ("space",)
