@@ -50,6 +50,10 @@ _PROGRESS = gr.Progress(track_tqdm=True)
 # Where `serve` keeps uploaded files, next to the index folder (data/uploads for the
 # bundled data/index); Gradio's cache (GRADIO_TEMP_DIR) points there.
 UPLOADS = "uploads"
+# Searches the API runs at once (Gradio's default is one: every other request waits
+# in line, so latency grows with each client). Searching is read-only and
+# thread-safe; an upload swaps the whole index at once (LiveIndex).
+SEARCH_CONCURRENCY = max(2, os.cpu_count() or 1)
 # The environment variable that turns on password protection: "user:password".
 AUTH_ENV = "SEMANTIC_QA_AUTH"
 
@@ -135,7 +139,7 @@ def build_app(
             trigger(ask, [question, k], [results], api_visibility="private")
         picked.click(ask_example, [picked, k], [question, results], api_visibility="private")
         add.click(add_files, [files], [added, stats], api_visibility="private")
-        gr.api(search, api_name="search")
+        gr.api(search, api_name="search", concurrency_limit=SEARCH_CONCURRENCY)
     return app
 
 

@@ -1,0 +1,103 @@
+"""A short load test (the long one is benchmarks/load.py, results in BENCHMARKS.md):
+several gradio_client clients search a served form for a few seconds while articles
+are uploaded through it. No request may fail, and no search may see an upload in
+part: each batch of articles shows up whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+import qa
+from ui import LiveIndex, build_app, launch
+
+from .conftest import TINY
+from .form_client import FormClient
+
+CLIENTS = 4
+SECONDS = 4.0
+BATCH = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _batch(n: int) -> bytes:
+    word = f"zyxquokka{n}"
+    return "".join(
+        json.dumps({"id": f"b{n}-{i}", "text": f"The {word} number {i} eats {word} leaves."}) + "\n"
+        for i in range(BATCH)
+    ).encode()
+
+
+@pytest.mark.model
+def test_concurrent_searches_while_articles_are_added(tmp_path: Path, real_encoder) -> None:
+    live = LiveIndex(qa.build_index(TINY, tmp_path / "index", model=real_encoder))
+    app = build_app(live)
+    port = _free_port()
+    launch(app, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    latencies: list[float] = []
+    errors: list[str] = []
+    torn: list[str] = []
+    added: list[int] = []
+    stop = time.monotonic() + SECONDS
+
+    def search(seed: int) -> None:
+        client = Client(url, verbose=False)
+        i = seed
+        while time.monotonic() < stop:
+            i += 1
+            batch = i % 6
+            question = f"What does the zyxquokka{batch} eat?" if i % 2 else "Apollo 11 Moon"
+            started = time.perf_counter()
+            try:
+                hits = client.predict(question, 10, api_name="/search")
+            except Exception as err:
+                errors.append(f"{type(err).__name__}: {err}")
+                continue
+            latencies.append(time.perf_counter() - started)
+            if i % 2:
+                seen = sum(h["doc_id"].startswith(f"b{batch}-") for h in hits)
+                if seen not in (0, BATCH):
+                    torn.append(f"batch {batch}: {seen} of {BATCH}")
+
+    def add() -> None:
+        form = FormClient(url)
+        n = 0
+        while time.monotonic() < stop:
+            status = form.add_articles({f"batch{n}.jsonl": _batch(n)})
+            if "Added 3 article(s)" not in status:
+                errors.append(status)
+            added.append(n)
+            n += 1
+
+    threads = [threading.Thread(target=search, args=(i,)) for i in range(CLIENTS)]
+    threads.append(threading.Thread(target=add))
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        app.close()
+    assert errors == [] and torn == []
+    assert len(latencies) > CLIENTS * 5 and len(added) >= 2
+    index = live.index
+    assert index is not None
+    assert len(index.documents) == len(TINY) + BATCH * len(added)
+    for n in added:  # every batch is searchable, and saved
+        hits = index.search(f"What does the zyxquokka{n} eat?", BATCH, mode="lexical")
+        assert {h.doc_id for h in hits} == {f"b{n}-{i}" for i in range(BATCH)}
+    saved = qa.load_index(tmp_path / "index", model=real_encoder)
+    assert set(saved.documents) == set(index.documents)
