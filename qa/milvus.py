@@ -238,7 +238,7 @@ class MilvusStore:
         params = Params(**json.loads(props[PROPERTY + "params"]))
         store = cls(client, uri, collection, made_model, made_dim, params)
         state = client.get_load_state(collection).get("state")
-        if "Loaded" not in str(state):
+        if str(state) != "Loaded":  # pymilvus LoadState: NotExist, NotLoad, Loading, Loaded
             # a server restart leaves collections released; searching needs them loaded
             client.load_collection(collection)
         return store

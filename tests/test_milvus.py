@@ -362,6 +362,8 @@ def test_reopen_with_a_new_client_keeps_everything(open_milvus: Opener):
     keys, vectors, queries = np.arange(40, dtype=np.int64) * 11, unit(40), unit(5, seed=4)
     store.add(keys, vectors, rows_for(keys))
     before = store.search(queries, 7, where={"source": "src2.md"})
+    # as after a server restart: the collection is no longer loaded; open loads it
+    store.client.release_collection(store.collection)
     store.close()
     again = open_milvus(collection=store.collection)  # default params: the stored ones win
     assert again.params == params
