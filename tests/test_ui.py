@@ -51,6 +51,25 @@ def test_ask_renders_rank_score_title_source_and_answer(tiny_index: qa.Index) ->
     assert marked.group(1) == text[start:end] == "The Danube flows through Vienna."
 
 
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("x" * 5000, "question is 5,000 characters long, the limit is 2,000"),
+        ("Danube\x1b[2J?", "U+001B (control character) at position 6"),
+    ],
+)
+def test_bad_question_in_the_form_says_why(
+    tiny_index: qa.Index, question: str, message: str
+) -> None:
+    page, hits = LiveIndex(tiny_index).ask(question, 5)
+    assert hits == [] and page.startswith('<div class="notice error">') and message in page
+
+
+@pytest.mark.parametrize("k", ["abc", None, float("nan"), [3]])
+def test_a_forged_k_in_the_form_falls_back_to_the_default(tiny_index: qa.Index, k) -> None:
+    assert len(LiveIndex(tiny_index).ask("Danube Moon cats", k)[1]) == 3  # all 3 passages
+
+
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])
 def test_empty_question_gets_a_friendly_message(tiny_index: qa.Index, question: str) -> None:
     page, hits = LiveIndex(tiny_index).ask(question, 5)
@@ -168,6 +187,7 @@ def test_missing_index_explains_how_to_build_it() -> None:
 def test_serve_with_a_broken_index_still_serves_a_page(tmp_path: Path, monkeypatch) -> None:
     served: dict = {}
     monkeypatch.setattr(ui.app, "launch", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # serve sets it: undone after the test
     ui.serve(tmp_path / "nothing-here", port=1234, max_upload_mb=2)
     assert isinstance(served["app"], gr.Blocks)
     assert served["host"] == "127.0.0.1" and served["port"] == 1234
