@@ -25,6 +25,7 @@ from .hits import Hit
 from .index import DEFAULT_MODE, MODES, Changes, Index, build_index, load_index
 from .passages import Passage, SplitSettings, split_document
 from .search import default_index_path, search
+from .vectors import Params as VectorParams
 
 __all__ = [
     "DEFAULT_MODE",
@@ -45,6 +46,7 @@ __all__ = [
     "Passage",
     "QAError",
     "SplitSettings",
+    "VectorParams",
     "build_index",
     "default_index_path",
     "load_documents",

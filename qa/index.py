@@ -102,6 +102,7 @@ class Index:
         index_kind: str = "auto",
         vector_params: VectorParams | None = None,
         vector_index: VectorIndex | None = None,
+        sentence_counts: np.ndarray | None = None,
     ):
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
@@ -129,15 +130,19 @@ class Index:
         choose_kind(0, index_kind)  # InvalidInputError for an unknown kind
         self.index_kind = index_kind
         self.vector_params = vector_params or VectorParams()
-        self._derive(lexical, vector_index)
+        self._derive(lexical, vector_index, sentence_counts)
 
     def _derive(
-        self, lexical: LexicalIndex | None = None, vector_index: VectorIndex | None = None
+        self,
+        lexical: LexicalIndex | None = None,
+        vector_index: VectorIndex | None = None,
+        sentence_counts: np.ndarray | None = None,
     ) -> None:
         """Every structure computed from the passages and vectors: FAISS, BM25 (unless
         a loaded one is given), rows by document, groups of identical texts, where
         each passage's sentence vectors start. The one place to call after the
-        passages change. `vector_index`: a loaded or updated one over these vectors."""
+        passages change. `vector_index`: a loaded or updated one over these vectors;
+        `sentence_counts`: sentences per passage when known (saved, or carried over)."""
         if vector_index is None or len(vector_index) != len(self):
             vector_index = build_vectors(
                 self.vectors, self.keys, self.index_kind, self.vector_params
@@ -156,16 +161,23 @@ class Index:
             same_text.setdefault(_normalized(p.text), []).append(row)
         self._copies = {row: rows for rows in same_text.values() if len(rows) > 1 for row in rows}
         self._sentences: dict[int, Sentences] = {}  # filled as passages are returned
-        counts = [len(sentence_bounds(p.text)) for p in self.passages]
-        self._sentence_counts = np.asarray(counts, dtype=np.int64)
-        self._sentence_starts = np.cumsum([0, *counts[:-1]]).astype(np.int64)
+        # Splitting every passage into sentences is slow at scale (half a millisecond
+        # each) and only sentence vectors need it.
+        if self.sentence_vectors is None:
+            counts = np.zeros(len(self.passages), dtype=np.int64)
+        elif sentence_counts is not None and len(sentence_counts) == len(self.passages):
+            counts = np.asarray(sentence_counts, dtype=np.int64)
+        else:
+            counts = _sentence_counts(self.passages)
+        self._sentence_counts = counts
+        self._sentence_starts = np.cumsum(counts) - counts
         if self.sentence_vectors is not None and self.sentence_vectors.shape != (
-            sum(counts),
+            int(counts.sum()),
             self.encoder.dimension,
         ):
             raise ValueError(
                 f"sentence vectors {self.sentence_vectors.shape} do not match the "
-                f"{sum(counts)} sentences of the passages"
+                f"{int(counts.sum())} sentences of the passages"
             )
 
     def __len__(self) -> int:
@@ -493,12 +505,13 @@ class Index:
             dtype=np.int64,
         )
         keys = np.arange(self.next_key, self.next_key + len(new), dtype=np.int64)
-        sentence_vectors = None
+        sentence_vectors = sentence_counts = None
         if sentences is not None and self.sentence_vectors is not None:
             counts = np.concatenate([self._sentence_counts, _sentence_counts(new)])
             starts = np.cumsum(counts) - counts
             at = _expand(starts[rows], counts[rows])
             sentence_vectors = _take(self.sentence_vectors, sentences, at)
+            sentence_counts = counts[rows]
         all_vectors, all_keys = _take(self.vectors, vectors, rows), _take(self.keys, keys, rows)
         return Index(
             self.encoder,
@@ -513,6 +526,7 @@ class Index:
             index_kind=self.index_kind,
             vector_params=self.vector_params,
             vector_index=self._changed_vector_index(all_vectors, all_keys, vectors, keys),
+            sentence_counts=sentence_counts,
         )
 
     def _changed_vector_index(
@@ -560,6 +574,7 @@ class Index:
             vector_index=None
             if self.vector_index.exact
             else self.vector_index.to_bytes().tobytes(),
+            sentence_counts=self._sentence_counts,
         )
         self.path = path
         return path
@@ -696,6 +711,7 @@ def load_index(
             index_kind=str(manifest.get("index_kind", "auto")),
             vector_params=vector_params,
             vector_index=vector_index,
+            sentence_counts=stored.sentence_counts,
         )
     except ValueError as err:
         raise IndexCorruptError(

@@ -13,6 +13,8 @@
                                (faiss.serialize_index), ids = passage keys; its kind,
                                search parameters and measured recall are in the
                                manifest's "vector_index" (a flat one is rebuilt on load)
+    sentence-counts-<sha>.npy  with sentence vectors: int32 sentences per passage (so
+                               loading need not split every passage again)
 
 Data files are named by their content and written before the manifest, which is
 replaced atomically last: a save interrupted at any point leaves the previous
@@ -64,8 +66,9 @@ _SUFFIX = {
     "bm25-indptr": ".npy",
     "sentence-vectors": ".npy",
     "vector-index": ".faiss",
+    "sentence-counts": ".npy",
 }
-_OPTIONAL = ("sentence-vectors", "vector-index")
+_OPTIONAL = ("sentence-vectors", "vector-index", "sentence-counts")
 _PARTS = tuple(part for part in _SUFFIX if part not in _OPTIONAL)
 
 
@@ -91,6 +94,9 @@ class StoredIndex:
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     next_key: int = 0
     vector_index: bytes | None = None  # a serialized approximate index (see qa.vectors)
+    # sentences per passage, saved with the sentence vectors: splitting every passage
+    # into sentences again is most of the time loading a large index takes
+    sentence_counts: np.ndarray | None = None
 
 
 def save(
@@ -105,6 +111,7 @@ def save(
     keys: np.ndarray | None = None,
     next_key: int | None = None,
     vector_index: bytes | None = None,
+    sentence_counts: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write an index directory; `info` goes into the manifest (model, dimension, ...);
     `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`); `keys`:
@@ -132,6 +139,8 @@ def save(
         blobs["sentence-vectors"] = _npy_bytes(sentence_vectors)
     if vector_index is not None:
         blobs["vector-index"] = vector_index
+    if sentence_counts is not None and sentence_vectors is not None:
+        blobs["sentence-counts"] = _npy_counts(sentence_counts)
     files: dict[str, dict[str, Any]] = {}
     for part, data in blobs.items():
         digest = hashlib.sha256(data).hexdigest()
@@ -294,6 +303,19 @@ def load(path: str | Path) -> StoredIndex:
     vector_index = None
     if "vector-index" in manifest["files"]:
         vector_index = _read_checked(path, manifest, "vector-index")
+    sentence_counts = None
+    if sentence_vectors is not None and "sentence-counts" in manifest["files"]:
+        data = _read_checked(path, manifest, "sentence-counts")
+        try:
+            sentence_counts = np.load(io.BytesIO(data), allow_pickle=False).astype(np.int64)
+        except ValueError as err:
+            raise IndexCorruptError(f"{path}: sentence counts do not parse ({err}): {how}") from err
+        if sentence_counts.shape != (n,) or int(sentence_counts.sum()) != len(sentence_vectors):
+            raise IndexCorruptError(
+                f"{path}: sentence counts {list(sentence_counts.shape)} (sum "
+                f"{int(sentence_counts.sum())}) do not match {n} passages and "
+                f"{len(sentence_vectors)} sentence vectors: {how}"
+            )
     return StoredIndex(
         manifest,
         vectors,
@@ -304,6 +326,7 @@ def load(path: str | Path) -> StoredIndex:
         keys,
         next_key,
         vector_index,
+        sentence_counts,
     )
 
 
@@ -420,6 +443,12 @@ def _read_checked(path: Path, manifest: dict[str, Any], part: str) -> bytes:
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
         raise IndexCorruptError(f"{path}: {file.name} does not match its checksum (edited?): {how}")
     return data
+
+
+def _npy_counts(counts: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(counts, dtype=np.int32), allow_pickle=False)
+    return buf.getvalue()
 
 
 def _npy_bytes(vectors: np.ndarray) -> bytes:

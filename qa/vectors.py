@@ -3,8 +3,8 @@ and an approximate index always knows its own measured recall.
 
 >>> vi = build(vectors, ids)                       # doctest: +SKIP
 >>> scores, ids = vi.search(query_vectors, 10)     # doctest: +SKIP
->>> vi.kind, vi.recall                             # doctest: +SKIP
-('ivf', 0.967)
+>>> vi.kind, vi.recall.value, vi.search_params     # doctest: +SKIP
+('ivf', 0.962, {'nprobe': 12})
 
 Vectors are normalized float32, so inner product is cosine similarity. Ids are the
 caller's int64 keys (FAISS ids), never row numbers, so they survive adds and removes.
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 KINDS = ("flat", "ivf", "ivf-sq8", "hnsw")
 APPROXIMATE = KINDS[1:]
 # Below this many vectors exact search is fast enough (BENCHMARKS.md, "Scale").
-FLAT_BELOW = 100_000
+FLAT_BELOW = 50_000
 TARGET_RECALL = 0.95
 RECALL_K = 10
 

@@ -98,8 +98,8 @@ def test_resave_replaces_files_and_keeps_one_version(tmp_path: Path, fake: FakeE
     qa.build_index(TINY[:2], tmp_path / "idx", model=fake)
     names = sorted(p.name for p in (tmp_path / "idx").iterdir())
     # one file per part (vectors, passages, documents, 5 BM25 files, sentence
-    # vectors) + the manifest
-    assert len(names) == 10 and "manifest.json" in names
+    # vectors and their counts per passage) + the manifest
+    assert len(names) == 11 and "manifest.json" in names
     assert len(qa.load_index(tmp_path / "idx", model=fake).documents) == 2
 
 

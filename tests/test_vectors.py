@@ -293,3 +293,22 @@ def test_updates_keep_the_approximate_index_and_drop_removed_keys(tmp_path, corp
         assert not {h.id for h in hits} & gone
     loaded = qa.load_index(path, model=fake)
     assert loaded.vector_index.describe() == vi.describe()
+
+
+def test_sentence_counts_are_saved_so_loading_need_not_split_passages(tmp_path, corpus, fake):
+    from qa.index import _sentence_counts
+
+    with_sentences = qa.build_index(corpus[:8], tmp_path / "a", model=fake)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert "sentence-counts" in manifest["files"]
+    loaded = qa.load_index(tmp_path / "a", model=fake)
+    assert (loaded._sentence_counts == _sentence_counts(loaded.passages)).all()
+    question = corpus[2].text[:50]
+    assert [h.to_dict() for h in loaded.search(question, k=3)] == [
+        h.to_dict() for h in with_sentences.search(question, k=3)
+    ]
+    changed = loaded.remove(["doc0"]).add(corpus[8:10])  # counts carried through changes
+    assert (changed._sentence_counts == _sentence_counts(changed.passages)).all()
+    qa.build_index(corpus[:8], tmp_path / "b", model=fake, sentences=False)
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert "sentence-counts" not in manifest["files"]
