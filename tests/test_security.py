@@ -202,6 +202,16 @@ def test_uploads_are_kept_in_the_data_folder(served_with: dict, tmp_path: Path) 
     assert uploads.is_dir() and os.environ["GRADIO_TEMP_DIR"] == str(uploads.resolve())
 
 
+def test_an_uploads_folder_that_cannot_be_made_is_a_one_line_error(
+    served_with: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("in the way")
+    argv = ["serve", "--index", served_with["index"], "--upload-dir", str(tmp_path / "file" / "x")]
+    assert cli(argv) == 1
+    assert "cannot make the uploads folder" in capsys.readouterr().err
+    assert "host" not in served_with  # never served
+
+
 class _FakeBlocks:
     def __init__(self) -> None:
         self.kwargs: dict = {}

@@ -229,7 +229,13 @@ def serve(
 
     index_folder = Path(index_path) if index_path is not None else default_index_path()
     uploads = Path(upload_dir) if upload_dir is not None else index_folder.parent / UPLOADS
-    uploads.mkdir(parents=True, exist_ok=True)
+    try:
+        uploads.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InvalidInputError(
+            f"cannot make the uploads folder {uploads} ({err.strerror or err}): "
+            "choose another with --upload-dir"
+        ) from err
     # read by Gradio when the components and the server are made, below
     os.environ["GRADIO_TEMP_DIR"] = str(uploads.resolve())
     index, error = None, None
