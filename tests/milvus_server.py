@@ -27,7 +27,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PORT = 19530
-HEALTH = "http://127.0.0.1:9091/healthz"
+HEALTH_PORT = 9091
+HEALTH = f"http://127.0.0.1:{HEALTH_PORT}/healthz"
 STARTUP_LIMIT = 180.0  # seconds; about 3 s here once unpacked, 10-20 s on a busy first run
 # Shorter ticks than the defaults (200, 1000, 500 ms): a strongly consistent read waits
 # for the next time tick, 0.2 s each with the default; loading a collection polls.
@@ -68,6 +69,17 @@ def milvus_server(data: Path, binaries: Path | None = None) -> Iterator[str]:
             "the Milvus server listens on all interfaces: start it only inside a private "
             "network namespace (make test does: unshare -n)"
         )
+    for port in (PORT, HEALTH_PORT):
+        # milvus-server probes its ports this way and would quietly move its health
+        # port to the next free one: a fresh namespace has them all free
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as err:
+                raise RuntimeError(
+                    f"port {port} is taken ({err}): another Milvus runs in this network "
+                    f"namespace, or one stopped less than a minute ago (TIME_WAIT)"
+                ) from err
     data.mkdir(parents=True, exist_ok=True)
     if binaries is not None:
         (data / "bin").symlink_to(binaries, target_is_directory=True)
@@ -93,6 +105,20 @@ def milvus_server(data: Path, binaries: Path | None = None) -> Iterator[str]:
             os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
         output.close()
+        _wait_gone(server.pid)
+
+
+def _wait_gone(group: int, limit: float = 30.0) -> None:
+    """Wait until no process of the group is left: the milvus binary is the wrapper's
+    child, and holds its ports until it is gone."""
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    log.warning("processes of Milvus's group %d still there after %.0f s", group, limit)
 
 
 def _wait_healthy(server: subprocess.Popen[bytes], data: Path, started: float) -> None:
