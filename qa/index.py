@@ -123,6 +123,8 @@ class Index:
         self.cache = cache
         # what the build or change that made this index did (None: loaded)
         self.changes: Changes | None = None
+        # which saved state of its folder this index is (see `save`'s `expect`)
+        self.saved_as: str | None = None
         # How hybrid search fuses (see qa.fusion); benchmarks/retrieval.py varies them.
         self.fusion = DEFAULT_FUSION
         self.weight = DEFAULT_WEIGHT
@@ -468,7 +470,7 @@ class Index:
                 sentences = encode_sentences(embedder, new, progress=progress)
         result = self._assemble(documents, {d.id for d in changed}, new, vectors, sentences)
         if self.path is not None:
-            result.save(self.path)
+            result.save(self.path, expect=self.saved_as)
         encoded = len(vectors) + (0 if sentences is None else len(sentences))
         result.changes = Changes(
             added=tuple(d.id for d in changed if d.id not in self.documents),
@@ -557,10 +559,13 @@ class Index:
         """The encoder for passage and sentence texts: through the cache when there is one."""
         return self.encoder if self.cache is None else CachedEncoder(self.encoder, self.cache)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the index directory (atomically; see `qa.store`)."""
+    def save(self, path: str | Path, *, expect: str | None = None) -> Path:
+        """Write the index directory (atomically; see `qa.store`). `expect`: the saved
+        state (`saved_as`) the folder must still hold, else `IndexWriteError` and
+        nothing is written: changes save with their index's, so that a change never
+        silently undoes what another process (the CLI, a server) saved meanwhile."""
         path = Path(path)
-        store.save(
+        manifest = store.save(
             path,
             self.vectors,
             self.passages,
@@ -575,8 +580,10 @@ class Index:
             if self.vector_index.exact
             else self.vector_index.to_bytes().tobytes(),
             sentence_counts=self._sentence_counts,
+            expect=expect,
         )
         self.path = path
+        self.saved_as = store.files_identity(manifest)
         return path
 
     def info(self) -> dict[str, Any]:
@@ -696,7 +703,7 @@ def load_index(
     except (TypeError, KeyError, InvalidInputError) as err:
         raise IndexCorruptError(f"{path}: unusable vector index settings ({err})") from err
     try:
-        return Index(
+        index = Index(
             encoder,
             stored.passages,
             stored.vectors,
@@ -717,6 +724,8 @@ def load_index(
         raise IndexCorruptError(
             f"{path}: {err}: rebuild it with: semantic-qa index ARTICLES... --out {path}"
         ) from err
+    index.saved_as = store.files_identity(manifest)
+    return index
 
 
 def encode_sentences(

@@ -112,10 +112,13 @@ def save(
     next_key: int | None = None,
     vector_index: bytes | None = None,
     sentence_counts: np.ndarray | None = None,
+    expect: str | None = None,
 ) -> dict[str, Any]:
     """Write an index directory; `info` goes into the manifest (model, dimension, ...);
     `lexical` holds the BM25 files by part name (`LexicalIndex.to_files()`); `keys`:
-    each passage's stable key (default 0, 1, ...), all below `next_key`."""
+    each passage's stable key (default 0, 1, ...), all below `next_key`; `expect`:
+    the `files_identity` of the index the folder must hold (if any), else
+    `IndexWriteError` and nothing is written."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise IndexNotFoundError(f"{path} is a file, not an index folder: choose another --out")
@@ -162,6 +165,8 @@ def save(
     try:
         path.mkdir(parents=True, exist_ok=True)
         with _locked(path):
+            if expect is not None:
+                _check_unchanged(path, expect)
             for part, data in blobs.items():
                 file = path / files[part]["name"]
                 if not _holds(file, data):
@@ -170,6 +175,8 @@ def save(
             _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
             written.clear()  # the manifest points at them now
             _remove_unreferenced(path, {f["name"] for f in files.values()})
+    except IndexWriteError:
+        raise
     except OSError as err:
         # What this save wrote is referenced by no manifest: leave the folder as it was.
         for file in written:
@@ -177,6 +184,25 @@ def save(
                 file.unlink()
         raise IndexWriteError(_write_failure(path, err, had_index)) from err
     return manifest
+
+
+def files_identity(manifest: dict[str, Any]) -> str:
+    """What a saved index holds, in one string: the checksums of its files."""
+    files = json.dumps(manifest.get("files"), sort_keys=True).encode()
+    return hashlib.sha256(files).hexdigest()
+
+
+def _check_unchanged(path: Path, expect: str) -> None:
+    try:
+        current = files_identity(read_manifest(path)) if (path / MANIFEST).exists() else None
+    except (IndexNotFoundError, IndexCorruptError):
+        current = None  # nothing this version can read: nothing of it to lose
+    if current is not None and current != expect:
+        raise IndexWriteError(
+            f"cannot save the index to {path}: another process saved it since this one was "
+            "loaded; load it again (restart the server) and redo the change; the index "
+            "there is unchanged"
+        )
 
 
 def _only_ours(path: Path) -> bool:

@@ -489,3 +489,25 @@ def test_a_rebuild_over_an_index_hands_out_new_keys(tmp_path: Path, fake: FakeEn
     assert again.keys.tolist() == [3, 4, 5] and again.next_key == 6
     assert set(first.keys.tolist()).isdisjoint(again.keys.tolist())
     assert qa.build_index(TINY, tmp_path / "other", model=fake).keys.tolist() == [0, 1, 2]
+
+
+def test_a_change_never_undoes_what_another_process_saved(
+    tmp_path: Path, fake: FakeEncoder
+) -> None:
+    path = tmp_path / "idx"
+    qa.build_index(TINY, path, model=fake)
+    server, cli = qa.load_index(path, model=fake), qa.load_index(path, model=fake)
+    edited = qa.Document("rivers", "The Rhine flows through Basel.", "Rivers")
+    cli.update([edited])
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    new = qa.Document("lakes", "Lake Geneva is deep.", "Lakes")
+    with pytest.raises(
+        qa.IndexWriteError, match="another process saved it since this one was loaded"
+    ):
+        server.add([new])
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    grown = qa.load_index(path, model=fake).add([new])  # loaded again, the change goes through
+    assert grown.search("Rhine Basel", k=1)[0].doc_id == "rivers"
+    assert list(qa.load_index(path, model=fake).documents) == ["cats", "rivers", "space", "lakes"]
+    server.save(path)  # an explicit save is the caller's choice: it overwrites
+    assert "lakes" not in qa.load_index(path, model=fake).documents
