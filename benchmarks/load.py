@@ -175,9 +175,13 @@ def run_phase(
         procs.append(ctx.Process(target=add_worker, args=(url, start, until, add_batches, added_q)))
     for p in procs:
         p.start()
+    last = time.time()
     while any(p.is_alive() for p in procs):
         if on_progress is not None:
             on_progress()
+        if quota is not None and time.time() - last > 60:
+            last = time.time()
+            print(f"  ... {quota - out['quota'].value:,} of {quota:,} questions", flush=True)
         time.sleep(0.5)
     total = Result()
     for _ in range(clients):
