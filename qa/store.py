@@ -133,7 +133,10 @@ def save(
     blobs = {
         "vectors": _npy_bytes(vectors),
         "passages": _jsonl_bytes(
-            {"key": int(key), **asdict(p)} for key, p in zip(keys, passages, strict=True)
+            # vars, not asdict: a Passage holds only strings and ints, and asdict's deep
+            # copies took most of the time of saving a large index
+            {"key": int(key), **vars(p)}
+            for key, p in zip(keys, passages, strict=True)
         ),
         "documents": _jsonl_bytes(asdict(d) for d in docs),
         **{part: lexical[part] for part in LEXICAL_PARTS},
