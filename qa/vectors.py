@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 KINDS = ("flat", "ivf", "ivf-sq8", "hnsw")
 APPROXIMATE = KINDS[1:]
 # Below this many vectors exact search is fast enough (BENCHMARKS.md, "Scale").
-FLAT_BELOW = 50_000
+FLAT_BELOW = 20_000
 TARGET_RECALL = 0.95
 RECALL_K = 10
 
