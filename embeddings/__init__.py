@@ -5,6 +5,8 @@ from __future__ import annotations
 from .cache import CachedEncoder, EmbeddingCache
 from .encoder import (
     BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_ENCODER,
     Encoder,
     SentenceTransformerEncoder,
     default_device,
@@ -16,6 +18,8 @@ from .models import DEFAULT_MODEL, REGISTRY, model_path
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_BACKEND",
+    "DEFAULT_ENCODER",
     "DEFAULT_MODEL",
     "REGISTRY",
     "CachedEncoder",

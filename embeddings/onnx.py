@@ -54,11 +54,15 @@ _MODEL_FILES = (
     "sentence_bert_config.json",
     "1_Pooling/config.json",
 )
-# A batch holds at most BATCH_SIZE texts and BATCH_TOKENS tokens (padding included):
-# ~8 passages or ~64 sentences. Larger batches were slower here: their activations
-# spill out of the CPU caches (benchmarks/encoding.py --sweep, BENCHMARKS.md).
+# fp32: a batch holds at most BATCH_SIZE texts and BATCH_TOKENS tokens (padding
+# included), ~6 passages or ~40 sentences; larger batches were slower here, their
+# activations spill out of the CPU caches (benchmarks/encoding.py --sweep).
+# int8 runs one text at a time: its activations are quantized with one scale per run,
+# so in a batch a text's vector would depend (cosine ~0.995) on its batch mates; alone,
+# a text always gets the same vector, as the embedding cache and incremental updates
+# assume, and it was as fast here (one text is already a large enough matrix product).
 BATCH_SIZE = 64
-BATCH_TOKENS = 2048
+BATCH_TOKENS = 1024
 # Up to this many texts (one question, typically) run on the one-thread session.
 _SMALL = 4
 
@@ -73,7 +77,8 @@ class OnnxEncoder:
     """An `Encoder` (see embeddings.encoder) over an ONNX export of a packaged model:
     `quantized` (int8, the default) or fp32. `threads`: ONNX Runtime threads for
     document batches (default: all CPUs); `query_threads` for up to four texts at a time
-    (one question, typically; default 1, see `_small_session`)."""
+    (one question, typically; default 1, see `_small_session`). `batch_size`: texts per
+    run, default 1 for int8 so that a text always gets the same vector (see BATCH_SIZE)."""
 
     def __init__(
         self,
@@ -82,7 +87,7 @@ class OnnxEncoder:
         quantized: bool = True,
         threads: int | None = None,
         query_threads: int = 1,
-        batch_size: int = BATCH_SIZE,
+        batch_size: int | None = None,
         batch_tokens: int = BATCH_TOKENS,
         cache: Path | None = None,
     ):
@@ -93,7 +98,7 @@ class OnnxEncoder:
         folder = model_path(name)
         self._name = name
         self.backend = "onnx-int8" if quantized else "onnx-fp32"
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (1 if quantized else BATCH_SIZE)
         self.batch_tokens = batch_tokens
         self.threads = threads or os.cpu_count() or 1
         self.query_threads = query_threads

@@ -122,7 +122,7 @@ def evaluate(
     question, and measure: metrics per mode (`mode`, plus "lexical" and "dense" with
     `baselines`), indexing passages/s, single-question latency (encoding included)
     and peak memory. The hits of the main mode are in `report["run"]`."""
-    from embeddings import DEFAULT_MODEL, load_encoder
+    from embeddings import DEFAULT_ENCODER, load_encoder
 
     from .index import build_index, check_mode
 
@@ -131,7 +131,7 @@ def evaluate(
     if not questions:
         raise InvalidInputError("no questions to evaluate")
     if model is None or isinstance(model, str):  # loaded before the clock starts
-        model = load_encoder(model or DEFAULT_MODEL)
+        model = load_encoder(model or DEFAULT_ENCODER)
     started = time.perf_counter()
     index = build_index(list(docs), model=model)
     index_seconds = time.perf_counter() - started

@@ -30,7 +30,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from embeddings import DEFAULT_MODEL, CachedEncoder, EmbeddingCache, Encoder, load_encoder
+from embeddings import DEFAULT_ENCODER, CachedEncoder, EmbeddingCache, Encoder, load_encoder
 
 from . import store
 from .answers import Sentences, sentence_bounds
@@ -828,7 +828,7 @@ def _shingles(text: str) -> frozenset[tuple[str, ...]]:
 
 def _encoder(model: str | Encoder | None) -> Encoder:
     if model is None:
-        return load_encoder(DEFAULT_MODEL)
+        return load_encoder(DEFAULT_ENCODER)
     if isinstance(model, str):
         return load_encoder(model)
     return model

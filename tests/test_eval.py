@@ -97,7 +97,7 @@ def test_eval_command_json_agrees_with_reference_scorer(
     reference = reference_score(run_file, articles, questions)
     for key in KEYS:
         assert report["modes"]["hybrid"][key] == pytest.approx(reference[key], abs=1e-4)
-    assert report["mode"] == "hybrid" and report["model"] == "all-MiniLM-L6-v2"
+    assert report["mode"] == "hybrid" and report["model"] == "all-MiniLM-L6-v2@onnx-int8"
     for mode in ("dense", "lexical"):
         assert report["modes"][mode]["R@20"] >= report["modes"][mode]["R@1"] > 0.3
         assert report["latency_ms"][mode]["p95"] >= report["latency_ms"][mode]["p50"] > 0
