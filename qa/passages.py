@@ -67,7 +67,7 @@ class SplitSettings:
     are cut into even runs of whole sentences of about `target_tokens` (never above
     the model's limit), each starting with up to `overlap_tokens` tokens of whole
     sentences from the end of the previous run; `max_chars` is a hard limit on a
-    passage's length (except a single word longer than that)."""
+    passage's length."""
 
     target_tokens: int = DEFAULT_TARGET_TOKENS
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
@@ -181,6 +181,14 @@ def _units(text: str, token_starts: list[int], budget: int, max_chars: int) -> I
             hi = min(last, lo + budget)
             while hi > lo + 1 and pos(hi) - pos(lo) > max_chars:
                 hi -= 1
+            if pos(hi) - pos(lo) > max_chars:
+                # One token longer than max_chars (WordPiece reads a word of over 100
+                # characters, e.g. a base64 blob, as a single [UNK]): cut by characters.
+                for cut in range(pos(lo), pos(hi), max_chars):
+                    for s, e in _trimmed(text, cut, min(cut + max_chars, pos(hi))):
+                        yield _Unit(s, e, 1, paragraph)
+                lo = hi
+                continue
             if hi < last:
                 hi = _word_start(text, token_starts, lo, hi)
             for s, e in _trimmed(text, pos(lo), pos(hi)):
