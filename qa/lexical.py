@@ -26,6 +26,8 @@ from typing import Any
 import bm25s
 import numpy as np
 
+from .errors import IndexCorruptError
+
 # Function words and the words questions are made of: frequent in questions, they
 # carry no topic. Deliberately short: "us", "un", "it" as names must stay searchable
 # ("US", "UN", "IT"), so only words that are never names are listed.
@@ -111,5 +113,11 @@ class LexicalIndex:
         with tempfile.TemporaryDirectory(prefix="semantic-qa-bm25-") as tmp:
             for part, name in FILES.items():
                 (Path(tmp) / name).write_bytes(files[part])
-            bm25 = bm25s.BM25.load(tmp, allow_pickle=False, show_progress=False)
+            try:
+                bm25 = bm25s.BM25.load(tmp, allow_pickle=False, show_progress=False)
+            except (ValueError, KeyError, OSError) as err:  # e.g. a planted pickle
+                raise IndexCorruptError(
+                    f"the BM25 part of the index cannot be read ({err}): rebuild the index "
+                    "with: semantic-qa index ARTICLES... --out DIR"
+                ) from err
         return cls(bm25, count)
