@@ -121,6 +121,10 @@ class OnnxEncoder:
         special = len(self._counter.encode("", add_special_tokens=True).ids)
         self._max_tokens = self._max_seq - special
         self.path = export_model(name, quantized=quantized, cache=cache)
+        # What the embedding cache files vectors under (embeddings.cache.model_key): the
+        # export (weights and recipe) and whether a text was embedded alone or batched.
+        runs = "single" if self.batch_size == 1 else "batched"
+        self.cache_key = f"{self.name}:{self.path.parent.name}:{runs}"
         self._session = _session(self.path, self.threads)
         self._query_session: Any = None
         self._lock = threading.Lock()

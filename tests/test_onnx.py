@@ -63,6 +63,8 @@ def test_same_tokens_and_shape_as_torch(int8: OnnxEncoder, torch_encoder, passag
     for text in passages[:10] + TEXTS:
         assert int8.token_spans(text) == torch_encoder.token_spans(text)
     assert int8.name == "all-MiniLM-L6-v2@onnx-int8" and int8.backend == "onnx-int8"
+    # the embedding cache never hands back vectors of another export or of batched runs
+    assert int8.cache_key == f"{int8.name}:{int8.path.parent.name}:single"
 
 
 def test_fp32_reproduces_torch(fp32: OnnxEncoder, torch_encoder, passages) -> None:
