@@ -68,16 +68,24 @@ def real_vectors(data: Path = DATA) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return base, queries, texts
 
 
-def synthesize(base: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+def synthesize(
+    base: np.ndarray, n: int, seed: int = 0, sources: np.ndarray | None = None
+) -> np.ndarray:
     """`n` normalized vectors: the real ones first, then variations of them (see the
-    module docstring), made in chunks so 1M x 384 float32 (1.5 GB) is the only copy."""
+    module docstring), made in chunks so 1M x 384 float32 (1.5 GB) is the only copy.
+    `sources`: filled with the real vector each one is mainly made of (`a`)."""
     out = np.empty((n, base.shape[1]), dtype=np.float32)
     real = min(n, len(base))
     out[:real] = base[:real]
+    if sources is not None:
+        sources[:real] = np.arange(real)
     rng = np.random.default_rng(seed)
     for start in range(real, n, 100_000):
         m = min(100_000, n - start)
-        a = base[rng.integers(0, len(base), m)]
+        drawn = rng.integers(0, len(base), m)
+        if sources is not None:
+            sources[start : start + m] = drawn
+        a = base[drawn]
         b = base[rng.integers(0, len(base), m)]
         w = rng.uniform(0.0, 0.6, (m, 1)).astype(np.float32)
         g = rng.standard_normal((m, base.shape[1]), dtype=np.float32)
@@ -235,6 +243,184 @@ def index_load_child(n: int) -> dict:
     }
 
 
+def base_texts(data: Path = DATA) -> list[str]:
+    """The texts of `real_vectors`' base vectors, in the same order."""
+    docs, _ = load_squad(data / "articles.jsonl", data / "questions.jsonl")
+    paragraphs = [d.text[s:e] for d in docs for s, e in d.metadata["paragraphs"]]
+    return paragraphs + [p[s:e] for p in paragraphs for s, e in sentence_bounds(p)]
+
+
+def synthetic_index(n: int, encoder: object) -> object:
+    """A whole `qa.Index` of `n` passages for hybrid search at scale: the vectors of
+    `synthesize`, each passage's text the SQuAD-dev paragraph or sentence its vector
+    is mainly made of with 15% of its words dropped at random (so texts vary like
+    the vectors do and BM25 has realistic postings), the saved IVF index of
+    `build_child`, BM25 over the texts (cached), no sentence vectors (5M of them would
+    not fit next to the other jobs here)."""
+    import bm25s
+
+    import qa
+    from qa.lexical import LexicalIndex, tokenize
+    from qa.store import DocumentInfo
+
+    base, _, _ = real_vectors()
+    texts = base_texts()
+    assert len(texts) == len(base)
+    sources = np.empty(n, dtype=np.int64)
+    vectors = synthesize(base, n, sources=sources)
+    words = [t.split() for t in texts]
+    tokens_of = [[tokenize(w) for w in ws] for ws in words]
+    keep = np.random.default_rng(1).random(sum(len(words[s]) for s in sources)) >= 0.15
+    passages, corpus, at = [], [], 0
+    started = time.perf_counter()
+    for row, src in enumerate(sources.tolist()):
+        ws, ts, m = words[src], tokens_of[src], keep[at : at + len(words[src])].tolist()
+        at += len(ws)
+        if row < len(base):
+            m = [True] * len(ws)  # the real texts stay whole
+        text = " ".join(w for w, k in zip(ws, m, strict=True) if k)
+        passages.append(qa.Passage(f"p{row}", f"s{src}", 0, len(text), text))
+        corpus.append([t for tt, k in zip(ts, m, strict=True) if k for t in tt])
+    log(f"{n} texts in {time.perf_counter() - started:.0f} s")
+    bm25_dir = CACHE / f"bm25-{n}"
+    started = time.perf_counter()
+    if (bm25_dir / "params.index.json").exists():
+        bm25 = bm25s.BM25.load(bm25_dir, allow_pickle=False, show_progress=False)
+    else:
+        bm25 = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+        bm25.index(corpus, show_progress=False)
+        bm25.save(bm25_dir, show_progress=False)
+    log(f"BM25 over {n} in {time.perf_counter() - started:.0f} s")
+    del corpus
+    documents = {
+        f"s{i}": DocumentInfo(f"s{i}", f"text {i}", "squad", "0" * 64) for i in range(len(texts))
+    }
+    file, described = CACHE / f"index-{n}-ivf.faiss", CACHE / f"built-{n}-ivf.json"
+    if not file.exists():  # the dense rows' build: same vectors, same parameters
+        (CACHE / f"built-{n}-ivf.json").write_text(json.dumps(build_child(n, "ivf")))
+    built = json.loads(described.read_text())
+    vi = vectors_mod.VectorIndex.from_bytes(np.fromfile(file, dtype=np.uint8), built["description"])
+    started = time.perf_counter()
+    index = qa.Index(
+        encoder, passages, vectors, documents, qa.SplitSettings(),
+        lexical=LexicalIndex(bm25, n), index_kind="ivf", vector_index=vi,
+    )  # fmt: skip
+    log(f"qa.Index over {n} in {time.perf_counter() - started:.0f} s")
+    return index
+
+
+def hybrid_child(n: int, latency_questions: int, backends: str, exact_questions: int) -> dict:
+    """One question at a time, one thread, through `Index.search` (encoding
+    included): dense, lexical and hybrid over the synthetic `n`-passage index, and,
+    as the baseline, hybrid scoring of every passage (the path below the flat
+    threshold) on a few questions. `backends`: query encoders, comma-separated (the
+    vectors are the torch ones; int8 query vectors are close enough to time)."""
+    import faiss
+
+    from embeddings import load_encoder
+    from qa.index import _best_first
+
+    faiss.omp_set_num_threads(1)
+    names = backends.split(",")
+    index = synthetic_index(n, load_encoder(backend=names[0]))
+    _, _, texts = real_vectors()
+    row: dict = {"n": n, "kind": index.vector_index.kind, "by_encoder": {}}
+    for name in names:
+        encoder = index.encoder = load_encoder(backend=name)
+        index.search(texts[0], k=5)
+        got: dict = {"encoder": encoder.name}
+        for mode in ("dense", "hybrid", "lexical"):
+            times = []
+            for text in texts[:latency_questions]:
+                started = time.perf_counter()
+                index.search(text, k=5, mode=mode)
+                times.append((time.perf_counter() - started) * 1000)
+            got[mode] = percentiles(times)
+            log(f"{name} {mode}: {got[mode]}")
+        encode, scored, exact, same = [], [], [], 0
+        for text in texts[:exact_questions]:
+            started = time.perf_counter()
+            vector = encoder.encode_queries([text])[0]
+            encode.append((time.perf_counter() - started) * 1000)
+            scored.append(len(index._hybrid_candidates(text, vector, 5)[0]))
+            started = time.perf_counter()
+            scores = index._scores(text, vector, "hybrid", None)
+            top = [i for i, _ in zip(_best_first(scores), range(5), strict=False)]
+            exact.append((time.perf_counter() - started) * 1000 + encode[-1])
+            same += f"p{top[0]}" == index.search(text, k=1)[0].id
+        got["encode"] = percentiles(encode)
+        got["hybrid_all"] = percentiles(exact)
+        got["scored"] = float(np.mean(scored))
+        got["same_first"] = same / max(1, len(exact))
+        got["load_average"] = os.getloadavg()[0]
+        log(json.dumps(got))
+        row["by_encoder"][name] = got
+    return row
+
+
+def hybrid_quality(data: Path = DATA, k: int = 10) -> str:
+    """SQuAD-dev (1,183 passages, below the flat threshold) searched in hybrid mode by
+    scoring every passage (the exact path) and through the candidate path that an
+    approximate vector index takes (IVF over the same vectors, only the union of its
+    nearest and BM25's best scored), with several candidate counts; dense rows show
+    what the IVF alone changes. One index, questions encoded once, same run."""
+    import qa
+    from embeddings import load_encoder
+    from qa.evaluation import metrics
+
+    docs, questions = load_squad(data / "articles.jsonl", data / "questions.jsonl")
+    encoder = load_encoder()
+    exact = qa.build_index(docs, model=encoder, cache=True)
+    ivf = qa.Index(
+        encoder, exact.passages, exact.vectors, exact.documents, exact.settings,
+        sentence_vectors=exact.sentence_vectors, index_kind="ivf",
+        sentence_counts=exact._sentence_counts,
+    )  # fmt: skip
+    texts = [q["question"] for q in questions]
+    file = CACHE / f"squad-questions-{encoder.name.replace('/', '_')}.npy"
+    if file.exists():
+        vectors = np.load(file)
+    else:
+        started = time.perf_counter()
+        vectors = encoder.encode_queries(texts)
+        log(f"encoded {len(texts)} questions in {time.perf_counter() - started:.0f} s")
+        np.save(file, vectors, allow_pickle=False)
+    lines = [
+        f"SQuAD-dev: {len(exact)} passages, {len(texts)} questions, encoder {encoder.name}, "
+        f"k={k}, IVF {ivf.vector_index.describe()['build_params']} "
+        f"{ivf.vector_index.describe()['search_params']}",
+        "| mode | scored | candidates per side | R@1 | R@5 | MRR@10 | mean scored | "
+        "same top-10 as exact |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    baseline: dict[str, list] = {}
+    rows = [("dense", exact, None), ("dense", ivf, None), ("hybrid", exact, None)]
+    rows += [("hybrid", ivf, c) for c in (100, 200, 400)]
+    for mode, index, c in rows:
+        scored: list[int] = []
+        if c is not None:
+            index.candidates = c
+            real = index._hybrid_candidates
+            index._hybrid_candidates = lambda q, v, kk, real=real, scored=scored: (  # type: ignore[method-assign]
+                scored.append(len((out := real(q, v, kk))[0])) or out
+            )
+        hits = index.search_batch(texts, k, mode=mode, vectors=vectors)
+        if c is not None:
+            del index._hybrid_candidates
+        ids = [[h.id for h in hh] for hh in hits]
+        baseline.setdefault(mode, ids)
+        same = np.mean([a == b for a, b in zip(ids, baseline[mode], strict=True)])
+        m = metrics({q["id"]: h for q, h in zip(questions, hits, strict=True)}, questions)
+        lines.append(
+            f"| {mode} | {'all (flat)' if index is exact else 'ivf'} "
+            f"| {'-' if c is None else max(c, 10 * k + 10)} "
+            f"| {m['R@1']:.4f} | {m['R@5']:.4f} | {m['MRR@10']:.4f} "
+            f"| {np.mean(scored) if scored else len(exact):.0f} | {same:.3f} |"
+        )
+        log(lines[-1])
+    return "\n".join(lines)
+
+
 def run_child(*args: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True
@@ -262,7 +448,24 @@ def main() -> int:
     ap.add_argument(
         "--index-load", type=int, nargs="+", metavar="N", help="time loading a whole qa.Index"
     )
+    ap.add_argument(
+        "--hybrid-quality", action="store_true", help="SQuAD-dev: candidate path vs exact"
+    )
+    ap.add_argument(
+        "--hybrid", type=int, nargs="+", metavar="N", help="hybrid vs dense through qa.Index"
+    )
+    ap.add_argument("--exact-questions", type=int, default=20, help="for hybrid over all")
     args = ap.parse_args()
+    if args.hybrid:
+        for n in args.hybrid:
+            row = hybrid_child(n, args.latency_questions, args.backend, args.exact_questions)
+            log(json.dumps(row))
+            with args.results.open("a") as f:
+                f.write(json.dumps({"hybrid": row}) + "\n")
+        return 0
+    if args.hybrid_quality:
+        print(hybrid_quality())
+        return 0
     if args.index_load_child:
         print(json.dumps(index_load_child(args.index_load_child)))
         return 0

@@ -59,6 +59,9 @@ MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
 # Word 3-gram Jaccard similarity from which two passages count as one.
 NEAR_DUPLICATE = 0.8
+# Candidates from each side for hybrid search over an approximate vector index:
+# on SQuAD-dev re-ranking 50 or more of them ranks as scoring all (BENCHMARKS.md).
+CANDIDATES = 100
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class Index:
         # How hybrid search fuses (see qa.fusion); benchmarks/retrieval.py varies them.
         self.fusion = DEFAULT_FUSION
         self.weight = DEFAULT_WEIGHT
+        # Over an approximate vector index hybrid search scores only this many nearest
+        # passages plus this many BM25 best (see `_hybrid_candidates`).
+        self.candidates = CANDIDATES
         # the FAISS index asked for ("auto": by size, see qa.vectors) and how to build it
         choose_kind(0, index_kind)  # InvalidInputError for an unknown kind
         self.index_kind = index_kind
@@ -259,7 +265,11 @@ class Index:
     def _search(
         self, question: str, vector: np.ndarray | None, k: int, mode: str, rows: np.ndarray | None
     ) -> list[Hit]:
-        if mode == "dense" and rows is None and vector is not None and not self.vector_index.exact:
+        if mode == "hybrid" and rows is None and vector is not None and not self.vector_index.exact:
+            candidates, scores = self._hybrid_candidates(question, vector, k)
+        elif (
+            mode == "dense" and rows is None and vector is not None and not self.vector_index.exact
+        ):
             # An approximate index spares scoring every passage: its nearest ones
             # (room for folding duplicates) are scored exactly, the rest not at all.
             _, nearest = self._nearest(vector[None, :], min(len(self), 10 * k + 10))
@@ -310,6 +320,33 @@ class Index:
             best = np.maximum.reduceat(self.sentence_vectors @ vector, self._sentence_starts)
             sentences = best if rows is None else best[rows]
         return fuse(dense, lexical, sentences, method=self.fusion, weight=self.weight)
+
+    def _hybrid_candidates(
+        self, question: str, vector: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, fused scores) of the passages worth scoring for hybrid search over an
+        approximate vector index: the union of the `candidates` nearest by the vector
+        index and the `candidates` best by BM25, fused as `_scores` fuses all passages
+        (min-max over these candidates; sentence vectors of these passages only). At
+        1M passages this is what keeps hybrid search within milliseconds; on SQuAD-dev
+        it ranks as scoring every passage does (BENCHMARKS.md, "Scale")."""
+        c = min(len(self), max(self.candidates, 10 * k + 10))
+        lexical = self.lexical.scores(question)
+        _, nearest = self._nearest(vector[None, :], c)
+        best = _top(lexical, c)  # with every row tied with the c-th: no arbitrary cut
+        # rows without a single question word are no lexical candidates, just noise
+        rows = np.union1d(nearest[0][nearest[0] >= 0], best[lexical[best] > 0])
+        dense = self.vectors[rows] @ vector
+        sentences = None
+        if self.sentence_vectors is not None:
+            counts = self._sentence_counts[rows]
+            sims = self.sentence_vectors[_expand(self._sentence_starts[rows], counts)] @ vector
+            sentences = dense.copy()  # a passage without sentences: its own vector
+            has = counts > 0
+            if has.any():
+                sentences[has] = np.maximum.reduceat(sims, (np.cumsum(counts) - counts)[has])
+        fused = fuse(dense, lexical[rows], sentences, method=self.fusion, weight=self.weight)
+        return rows, fused
 
     def _where_rows(self, where: Mapping[str, Any] | None) -> np.ndarray | None:
         """Rows of the passages of the documents that `where` selects (None: all)."""

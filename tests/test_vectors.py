@@ -312,3 +312,39 @@ def test_sentence_counts_are_saved_so_loading_need_not_split_passages(tmp_path, 
     qa.build_index(corpus[:8], tmp_path / "b", model=fake, sentences=False)
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert "sentence-counts" not in manifest["files"]
+
+
+def test_hybrid_on_an_approximate_index_fuses_only_its_candidates(corpus, fake):
+    from qa.answers import sentence_bounds
+    from qa.fusion import fuse
+
+    exact = qa.build_index(corpus, model=fake, index_kind="flat")
+    approximate = qa.build_index(corpus, model=fake, index_kind="ivf")
+    approximate.candidates = 5  # at least 10 k + 10 = 20 from each side for k=1
+    assert len(approximate) > 2 * 20
+    same = 0
+    for p in exact.passages[::9]:
+        question = " ".join(p.text.split()[2:8])
+        query = fake.encode_queries([question])[0]
+        # the oracle: union of the 20 nearest (by the vector index) and the 20 best by
+        # BM25 with a score, each signal min-max normalized over that union
+        _, nearest = approximate._nearest(query[None, :], 20)
+        lexical = approximate.lexical.scores(question)
+        cut = np.sort(lexical)[-20]  # rows tied with the 20th are all in
+        best = np.flatnonzero((lexical >= cut) & (lexical > 0))
+        rows = sorted(set(nearest[0].tolist()) | set(best.tolist()))
+        sentences = [
+            max(fake.encode_documents([t.text[s:e]])[0] @ query for s, e in sentence_bounds(t.text))
+            for t in (approximate.passages[r] for r in rows)
+        ]
+        want = fuse(approximate.vectors[rows] @ query, lexical[rows], np.array(sentences))
+        hit = approximate.search(question, k=1)[0]
+        assert hit.score == pytest.approx(float(want.max()), abs=1e-5)
+        same += hit.id == exact.search(question, k=1)[0].id
+        # filtered and lexical searches still score every passage they may return
+        for kwargs in ({"mode": "lexical"}, {"where": {"doc_id": p.doc_id}}):
+            got = approximate.search(question, k=3, **kwargs)
+            assert [h.to_dict() for h in got] == [
+                h.to_dict() for h in exact.search(question, k=3, **kwargs)
+            ]
+    assert same >= 0.9 * len(exact.passages[::9])
