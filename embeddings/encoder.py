@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 # How an encoder runs the model. torch: sentence-transformers; onnx-*: embeddings.onnx.
 BACKENDS = ("torch", "onnx-int8", "onnx-fp32")
 ALIASES = {"onnx": "onnx-int8"}
-# New indexes use ONNX Runtime int8: ~4x torch's passages/s on this CPU, SQuAD-dev
-# Recall@5 within 0.3 points (BENCHMARKS.md, "Encoding"). A bare model name stays the
+# New indexes use ONNX Runtime int8: 3.3x torch's passages/s on this CPU, SQuAD-dev
+# Recall@5 within 0.4 points (BENCHMARKS.md, "Encoding"). A bare model name stays the
 # torch encoder, so indexes built before keep being searched with torch.
 DEFAULT_BACKEND = "onnx-int8"
 DEFAULT_ENCODER = f"{DEFAULT_MODEL}@{DEFAULT_BACKEND}"

@@ -161,7 +161,7 @@ def _encoder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--encoder",
         default=None,
-        help="onnx (default: ONNX Runtime int8, ~4x torch on a CPU), torch or onnx-fp32; "
+        help="onnx (default: ONNX Runtime int8, ~3x torch on a CPU), torch or onnx-fp32; "
         "an index remembers its encoder and embeds questions with the same",
     )
     p.add_argument("--device", default=None, help="torch device: cpu, cuda or auto (default)")
