@@ -333,9 +333,11 @@ class Index:
         c = min(len(self), max(self.candidates, 10 * k + 10))
         lexical = self.lexical.scores(question)
         _, nearest = self._nearest(vector[None, :], c)
-        best = _top(lexical, c)  # with every row tied with the c-th: no arbitrary cut
-        # rows without a single question word are no lexical candidates, just noise
-        rows = np.union1d(nearest[0][nearest[0] >= 0], best[lexical[best] > 0])
+        # rows without a single question word are no lexical candidates, just noise;
+        # every row tied with the c-th best is in: no arbitrary cut
+        scored = np.flatnonzero(lexical > 0)
+        best = scored[_top(lexical[scored], min(c, len(scored)))] if len(scored) else scored
+        rows = np.union1d(nearest[0][nearest[0] >= 0], best)
         dense = self.vectors[rows] @ vector
         sentences = None
         if self.sentence_vectors is not None:
@@ -836,8 +838,18 @@ def _best_first(scores: np.ndarray) -> Iterator[int]:
 def _top(scores: np.ndarray, m: int) -> np.ndarray:
     """The best `m` positions and every position tied with the m-th, in stable order:
     always a prefix of the full stable order, so successive calls never disagree."""
-    kth = np.partition(scores, len(scores) - m)[len(scores) - m]
-    top = np.flatnonzero(scores >= kth)
+    # Selection only among scores above the lowest: np.partition crawls over many
+    # equal values, and most passages of a large index score BM25's 0 (32 ms -> 5 ms
+    # at 1M passages). The same positions either way.
+    low = scores.min(initial=np.inf)
+    rest = np.flatnonzero(scores > low)
+    if len(rest) < m:  # the m-th best is the lowest score: every position, lowest last
+        return np.concatenate(
+            [rest[np.lexsort((rest, -scores[rest]))], np.flatnonzero(scores <= low)]
+        )
+    part = scores[rest]
+    kth = np.partition(part, len(part) - m)[len(part) - m]
+    top = rest[part >= kth]
     return top[np.lexsort((top, -scores[top]))]
 
 

@@ -348,3 +348,21 @@ def test_hybrid_on_an_approximate_index_fuses_only_its_candidates(corpus, fake):
                 h.to_dict() for h in exact.search(question, k=3, **kwargs)
             ]
     assert same >= 0.9 * len(exact.passages[::9])
+
+
+def test_top_is_a_prefix_of_the_stable_order_with_every_tie():
+    from qa.index import _top
+
+    rng = np.random.default_rng(0)
+    for trial in range(600):
+        n = int(rng.integers(1, 50))
+        x = [
+            rng.integers(0, 4, n).astype(np.float32),  # many ties
+            rng.random(n).astype(np.float32) * (rng.random(n) < 0.3),  # mostly 0: BM25
+            rng.standard_normal(n).astype(np.float32),
+        ][trial % 3]
+        m = int(rng.integers(1, n + 1))
+        order = np.argsort(-x, kind="stable")
+        got = _top(x, m)
+        assert len(got) >= m and (got == order[: len(got)]).all()
+        assert (x[got] >= x[order[m - 1]]).all() and (x[order[len(got) :]] < x[order[m - 1]]).all()
