@@ -172,6 +172,10 @@ class MilvusStore:
         if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
             raise InvalidInputError(f"dimension must be a positive integer, got {dimension!r}")
         target, shown = client_uri(uri)
+        if "://" not in target:
+            # milvus-lite serves gRPC in this process and logs, as an error, the
+            # AllocTimestamp call pymilvus 3 makes on connecting, which it lacks (harmless)
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         try:
             client = MilvusClient(uri=target, token=token)
         except MilvusException as err:
@@ -424,6 +428,44 @@ class MilvusStore:
             "count": self.count(),
             "format": FORMAT,
         }
+
+    def present(self, keys: Iterable[int]) -> set[int]:
+        """Which of `keys` the collection holds now."""
+        out: set[int] = set()
+        for batch in _chunks([int(k) for k in keys], KEY_BATCH):
+            out |= self._present(batch)
+        return out
+
+    def keys(self, below: int, *, step: int = 10_000) -> Iterator[int]:
+        """Every key in the collection, ranges of `step` keys at a time up to `below`
+        (an index's `next_key`), then any at or above it. A query returns at most
+        16,384 rows, and keys are distinct, so a range of `step` keys fits in one."""
+        for start in range(0, max(0, below), step):
+            found = self.client.query(
+                self.collection,
+                filter=f"id >= {start} and id < {min(start + step, below)}",
+                output_fields=["id"],
+                **STRONG,
+            )
+            yield from sorted(int(e["id"]) for e in found)
+        found = self.client.query(
+            self.collection, filter=f"id >= {max(0, below)}", output_fields=["id"],
+            limit=MAX_K, **STRONG,
+        )  # fmt: skip
+        yield from sorted(int(e["id"]) for e in found)
+
+    def synced(self) -> str:
+        """The saved index state (`qa.Index.saved_as`) the collection was last brought
+        in line with by `set_synced`; "" when never."""
+        props = self.client.describe_collection(self.collection).get("properties") or {}
+        return str(props.get(PROPERTY + "synced", ""))
+
+    def set_synced(self, identity: str) -> None:
+        """Record that the collection now holds exactly the passages of the saved
+        index state `identity`."""
+        self.client.alter_collection_properties(
+            self.collection, properties={PROPERTY + "synced": identity}
+        )
 
     def drop(self) -> None:
         """Delete the whole collection."""
