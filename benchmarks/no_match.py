@@ -1,7 +1,7 @@
 """The web form's "no good match" threshold, chosen by measurement on SQuAD-dev.
 
-    python benchmarks/no_match.py            # threshold table + the chosen value
-    python benchmarks/no_match.py --splits 20
+    python benchmarks/no_match.py            # ONNX int8 (the default) and torch
+    python benchmarks/no_match.py --encoders torch --splits 20
 
 Unanswerable questions are made the honest way: index only half of the articles and
 ask every question; a question whose article is not in the index cannot be answered
@@ -15,6 +15,10 @@ The threshold is chosen on one half-split and reported on the swapped split, the
 checked over `--splits` random half-splits. Criterion: the best F0.5 of flagging, i.e.
 precision counts twice as much as recall: telling a user "the articles do not seem to
 answer this" when they do is worse than showing weak passages without the warning.
+
+Each encoder (`--encoders`, default the ONNX int8 one new indexes use and torch, which
+older indexes keep) gets its own table and choice, in the same run; the value the form
+uses for each is `embeddings.models.NO_MATCH_BELOW`, printed beside the choice.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embeddings import load_encoder
+from embeddings.models import no_match_threshold
 from qa import Index, SplitSettings, split_document
 from qa.evaluation import is_hit, load_squad
 from qa.store import DocumentInfo
@@ -75,15 +80,31 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--splits", type=int, default=10, help="random half-splits to check on")
+    ap.add_argument(
+        "--encoders",
+        default="onnx-int8,torch",
+        help="comma-separated backends to measure, each on its own (default: %(default)s)",
+    )
     args = ap.parse_args()
 
     docs, questions = load_squad(args.data / "articles.jsonl", args.data / "questions.jsonl")
-    encoder = load_encoder()
+    chosen = {}
+    for backend in args.encoders.split(","):
+        chosen[backend] = measure(load_encoder(backend=backend), docs, questions, args.splits)
+    print("\n| encoder | chosen here | the form uses |")
+    print("|---|---|---|")
+    for name, threshold in chosen.values():
+        print(f"| {name} | {threshold:.2f} | {no_match_threshold(name):.2f} |")
+    return 0
+
+
+def measure(encoder, docs, questions, splits: int) -> tuple[str, float]:
+    """Print the threshold table of one encoder; (its name, the chosen threshold)."""
     started = time.perf_counter()
     passages = [p for d in docs for p in split_document(d, encoder, SplitSettings())]
     vectors = encoder.encode_documents([p.text for p in passages], progress=False)
     qvecs = encoder.encode_queries([q["question"] for q in questions])
-    print(f"encoded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(f"{encoder.name}: encoded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     ids = [d.id for d in docs]
     even, odd = set(ids[0::2]), set(ids[1::2])
@@ -94,15 +115,15 @@ def main() -> int:
 
     print(
         f"\nSQuAD-dev ({len(docs)} articles, {len(questions)} questions; each split indexes "
-        f"half the articles), model {encoder.name}, default passages, {os.cpu_count()} CPUs, "
+        f"half the articles), encoder {encoder.name}, default passages, {os.cpu_count()} CPUs, "
         f"{time.strftime('%Y-%m-%d')}\n"
     )
     print(
-        "| best score below | precision | recall | F1 | F0.5 | answerable flagged "
+        "| closeness below | precision | recall | F1 | F0.5 | answerable flagged "
         "| answered hidden |"
     )
     print("|---|---|---|---|---|---|---|")
-    for t in sorted(set(GRID[::5]) | {chosen}):
+    for t in sorted(set(GRID[::5]) | {chosen, no_match_threshold(encoder.name)}):
         r = rates(test, t)
         mark = " **(chosen)**" if t == chosen else ""
         print(
@@ -115,17 +136,21 @@ def main() -> int:
     )
 
     rng = random.Random(0)
-    checks = []
-    for _ in range(args.splits):
-        kept = set(rng.sample(ids, len(ids) // 2))
-        checks.append(rates(fold(encoder, docs, passages, vectors, qvecs, questions, kept), chosen))
-    for key in ("precision", "recall", "answerable flagged", "answered hidden"):
-        values = [c[key] for c in checks]
-        print(
-            f"{args.splits} random half-splits, {key}: mean {statistics.mean(values):.3f}, "
-            f"min {min(values):.3f}, max {max(values):.3f}"
+    folds = [
+        fold(
+            encoder, docs, passages, vectors, qvecs, questions, set(rng.sample(ids, len(ids) // 2))
         )
-    return 0
+        for _ in range(splits)
+    ]
+    for threshold in sorted({chosen, no_match_threshold(encoder.name)}):
+        checks = [rates(results, threshold) for results in folds]
+        for key in ("precision", "recall", "answerable flagged", "answered hidden"):
+            values = [c[key] for c in checks]
+            print(
+                f"at {threshold:.2f}, {splits} random half-splits, {key}: mean "
+                f"{statistics.mean(values):.3f}, min {min(values):.3f}, max {max(values):.3f}"
+            )
+    return encoder.name, chosen
 
 
 if __name__ == "__main__":

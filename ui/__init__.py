@@ -6,16 +6,18 @@
 
 from __future__ import annotations
 
+from embeddings.models import no_match_threshold
+
 from .app import EXAMPLES, build_app, launch, serve
-from .handlers import NO_MATCH_BELOW, LiveIndex, search_hits
+from .handlers import LiveIndex, search_hits
 from .render import render_hits
 
 __all__ = [
     "EXAMPLES",
-    "NO_MATCH_BELOW",
     "LiveIndex",
     "build_app",
     "launch",
+    "no_match_threshold",
     "render_hits",
     "search_hits",
     "serve",

@@ -30,7 +30,6 @@ from .handlers import (
     DEFAULT_MAX_UPLOAD_FILES,
     DEFAULT_MAX_UPLOAD_MB,
     MAX_PASSAGES,
-    NO_MATCH_BELOW,
     LiveIndex,
 )
 
@@ -63,15 +62,16 @@ def build_app(
     *,
     title: str = "semantic-qa",
     error: str | None = None,
-    threshold: float = NO_MATCH_BELOW,
+    threshold: float | None = None,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES,
     examples: list[str] | None = None,
 ) -> gr.Blocks:
     """The Gradio app over `index`; importable and testable without a server. With
     `index=None` (it could not be opened: `error` says why) the page explains how to
-    build one. Given a `LiveIndex`, the app uses it as it is (its own threshold and
-    limits): the caller can then add articles while the app serves."""
+    build one. `threshold`: the no-match closeness (default: the value measured for the
+    index's encoder). Given a `LiveIndex`, the app uses it as it is (its own threshold
+    and limits): the caller can then add articles while the app serves."""
     if isinstance(index, LiveIndex):
         live = index
         max_upload_mb = live.max_upload_mb

@@ -11,7 +11,6 @@ meanwhile see the old index or the new one, never a half-built one.
 from __future__ import annotations
 
 import dataclasses
-import html
 import logging
 import threading
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 
+from embeddings.models import no_match_threshold
 from qa import Index, InvalidInputError, QAError, load_documents
 from qa.documents import SUPPORTED_SUFFIXES
 from qa.passages import Passage
@@ -29,11 +29,6 @@ from . import render
 
 log = logging.getLogger(__name__)
 
-# Closeness (cosine similarity of the question and its closest passage) below which
-# the form says "the articles do not seem to answer this". Chosen on SQuAD-dev by
-# `python benchmarks/no_match.py` (best F0.5; BENCHMARKS.md, "Web form"): precision
-# 0.95, recall 0.83 at telling apart questions whose article is not indexed.
-NO_MATCH_BELOW = 0.37
 MAX_PASSAGES = 20
 # The HTTP API's largest k: more is not an answer any more, and results are
 # de-duplicated pairwise, so a huge k is an easy way to keep the server busy.
@@ -59,7 +54,17 @@ def search_hits(index: Index, question: str, k: Any = 5) -> list[dict[str, Any]]
     try:
         return [hit.to_dict() for hit in index.search(question, k=_api_k(k))]
     except QAError as err:
-        raise gr.Error(html.escape(str(err), quote=False)) from err
+        raise _refused_request(str(err)) from err
+
+
+def _refused_request(reason: str) -> gr.Error:
+    """The API's answer to a request it cannot serve: the reason as plain text (API
+    clients get it as a JSON string; the form never shows these, its own handlers
+    render escaped notices), one line in the server's log and no traceback: the
+    mistake is the caller's, not a bug."""
+    # %.300s: a request's values are echoed (repr, so one line), but not a megabyte of them
+    log.info("refused an API request: %.300s", reason)
+    return gr.Error(reason, print_exception=False)
 
 
 def _api_k(k: Any) -> int:
@@ -75,14 +80,16 @@ def _api_k(k: Any) -> int:
 
 class LiveIndex:
     """The index behind the form (None when it could not be opened: `error` says
-    why), the no-match threshold and the upload limit."""
+    why), the no-match threshold and the upload limit. `threshold=None` (the default)
+    follows the index's encoder: each has its own measured value
+    (`embeddings.models.NO_MATCH_BELOW`)."""
 
     def __init__(
         self,
         index: Index | None,
         *,
         error: str | None = None,
-        threshold: float = NO_MATCH_BELOW,
+        threshold: float | None = None,
         max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES,
     ):
@@ -101,6 +108,12 @@ class LiveIndex:
     def index(self) -> Index | None:
         return self._index
 
+    def threshold_for(self, index: Index) -> float:
+        """The closeness below which the form says the articles do not seem to answer."""
+        if self.threshold is not None:
+            return self.threshold
+        return no_match_threshold(index.encoder.name)
+
     def missing_message(self) -> str:
         """Why there is nothing to search, and how to build an index."""
         restart = (
@@ -117,7 +130,7 @@ class LiveIndex:
         """For the HTTP API: hit dicts, or a `gr.Error` with the reason."""
         index = self._index
         if index is None:
-            raise gr.Error(html.escape(self.missing_message(), quote=False))
+            raise _refused_request(self.missing_message())
         return search_hits(index, question, k)
 
     def ask(self, question: str, k: float = 5) -> tuple[str, list[dict[str, Any]]]:
@@ -136,10 +149,11 @@ class LiveIndex:
             hits = [h.to_dict() for h in index.search(question, k=k)]
             closeness = _closeness(index, question)
         except QAError as err:
+            log.info("refused a question in the form: %.300s", err)
             return render.notice(str(err), kind="error"), []
         contexts = {h["id"]: self.context(index, h) for h in hits}
         page = render.render_hits(
-            hits, threshold=self.threshold, closeness=closeness, contexts=contexts
+            hits, threshold=self.threshold_for(index), closeness=closeness, contexts=contexts
         )
         return page, hits
 
