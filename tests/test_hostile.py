@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import qa
+from embeddings.models import REGISTRY, PackagedModel
+from qa.cli import main as cli
 from qa.documents import MAX_FILE_MB
 from qa.passages import split_document
 from qa.query import MAX_QUESTION_CHARS
@@ -355,6 +357,38 @@ def test_an_index_of_another_model_names_the_model(saved: qa.Index, fake: FakeEn
     _manifest(lambda m: m.update(model="no-such-model-v9"))(saved.path)
     with pytest.raises(qa.ModelNotFoundError, match="unknown model 'no-such-model-v9'"):
         qa.load_index(saved.path)
+
+
+NOT_HERE = [
+    ("no-such-model-v9", "unknown model 'no-such-model-v9'"),
+    ("all-MiniLM-L6-v2@onnx-int4", "unknown model 'all-MiniLM-L6-v2@onnx-int4'"),
+    ("gone-model", "model 'gone-model' is not installed: pip install gt-gone-model"),
+    ("gone-model@onnx-int8", "model 'gone-model' is not installed: pip install gt-gone-model"),
+]
+
+
+@pytest.mark.parametrize(("model", "why"), NOT_HERE, ids=[m for m, _ in NOT_HERE])
+def test_an_index_whose_model_is_not_here_names_the_folder_the_model_and_the_fix(
+    saved: qa.Index, monkeypatch, capsys, model: str, why: str
+) -> None:
+    # a packaged model whose package is not installed: importing it fails for real
+    gone = PackagedModel("gone-model", "gt-gone-model", "gt_gone_model_not_installed")
+    monkeypatch.setitem(REGISTRY, "gone-model", gone)
+    assert saved.path is not None
+    _manifest(lambda m: m.update(model=model))(saved.path)
+    with pytest.raises(qa.ModelNotFoundError) as err:
+        qa.load_index(saved.path)
+    message = str(err.value)
+    assert message.startswith(
+        f"{saved.path} was built with model {model!r}, which cannot be loaded here ({why}"
+    )
+    assert message.endswith(
+        "install the package that provides it, or rebuild the index with the default "
+        f"model: semantic-qa index ARTICLES... --out {saved.path}"
+    )
+    # the command line says the same, in one line
+    assert cli(["ask", "Where does the Danube flow?", "--index", str(saved.path)]) == 1
+    assert capsys.readouterr().err == f"semantic-qa: error: {message}\n"
 
 
 @pytest.mark.parametrize("kind", ["a file", "an empty folder", "a folder of other files"])
