@@ -22,7 +22,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ from .hits import Hit
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, SplitSettings, split_document
 from .query import check_k, check_question
-from .store import DocumentInfo
+from .store import DocumentInfo, next_key_of
+from .table import Passages
 from .vectors import Params as VectorParams
 from .vectors import VectorIndex, choose_kind
 from .vectors import build as build_vectors
@@ -92,7 +93,7 @@ class Index:
     def __init__(
         self,
         encoder: Encoder,
-        passages: list[Passage],
+        passages: Sequence[Passage] | Passages,
         vectors: np.ndarray,
         documents: dict[str, DocumentInfo],
         settings: SplitSettings,
@@ -111,7 +112,8 @@ class Index:
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
         self.encoder = encoder
-        self.passages = passages
+        # a table, built into Passage objects only row by row (qa.table)
+        self.passages = Passages.of(passages)
         self.vectors = vectors
         self.documents = documents
         self.settings = settings
@@ -161,14 +163,26 @@ class Index:
         self._key_order = np.argsort(self.keys, kind="stable")
         self._sorted_keys = self.keys[self._key_order]
         if lexical is None or lexical.count != len(self.passages):
-            lexical = LexicalIndex.build([p.text for p in self.passages])
+            lexical = LexicalIndex.build(list(self.passages.texts()))
         self.lexical = lexical
-        self._rows_of_doc: dict[str, list[int]] = {}
-        same_text: dict[str, list[int]] = {}
-        for row, p in enumerate(self.passages):
-            self._rows_of_doc.setdefault(p.doc_id, []).append(row)
-            same_text.setdefault(_normalized(p.text), []).append(row)
-        self._copies = {row: rows for rows in same_text.values() if len(rows) > 1 for row in rows}
+        # Rows by article and groups of identical texts from the table's columns, in
+        # numpy: a loop over a million passages took most of a large index's load.
+        docs = self.passages.docs
+        self._doc_number = {name: i for i, name in enumerate(self.passages.doc_names)}
+        self._by_doc = np.argsort(docs, kind="stable")
+        self._doc_bounds = np.searchsorted(
+            docs[self._by_doc], np.arange(len(self.passages.doc_names) + 1)
+        )
+        hashes = self.passages.hashes
+        self._by_hash = np.argsort(hashes, kind="stable")
+        ordered = hashes[self._by_hash]
+        firsts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(self) else _NO_ROWS
+        sizes = np.diff(np.r_[firsts, len(self)]).astype(np.int64)
+        # each row's group of identical texts: self._by_hash[first : first + size]
+        self._copy_first = np.empty(len(self), np.int64)
+        self._copy_size = np.empty(len(self), np.int64)
+        self._copy_first[self._by_hash] = np.repeat(firsts, sizes)
+        self._copy_size[self._by_hash] = np.repeat(sizes, sizes)
         self._sentences: dict[int, Sentences] = {}  # filled as passages are returned
         # Splitting every passage into sentences is slow at scale (half a millisecond
         # each) and only sentence vectors need it.
@@ -285,17 +299,17 @@ class Index:
             row = int(candidates[i])
             twin = next((r for r, _ in kept if self._near_duplicate(row, r)), None)
             if twin is not None:
-                also[twin].append(self.passages[row].doc_id)
+                also[twin].append(self.passages.doc_id(row))
                 continue
             kept.append((row, float(scores[i])))
-            also[row] = [self.passages[r].doc_id for r in self._copies.get(row, []) if r != row]
+            also[row] = [self.passages.doc_id(r) for r in self._copies(row) if r != row]
             if len(kept) == k:
                 break
         weights = self.lexical.idf(tokenize(question))
         hits = []
         for rank, (row, score) in enumerate(kept, 1):
             start, end, _ = self._sentences_of(row).best(weights, self._closeness(row, vector))
-            doc_id = self.passages[row].doc_id
+            doc_id = self.passages.doc_id(row)
             others = tuple(dict.fromkeys(d for d in also[row] if d != doc_id))
             hits.append(self._hit(row, score, rank, (start, end), others))
         return hits
@@ -362,15 +376,26 @@ class Index:
         docs = [
             d for d in self.documents.values() if all(_matches(d, f, v) for f, v in where.items())
         ]
-        rows = sorted(r for d in docs for r in self._rows_of_doc.get(d.id, []))
-        return np.asarray(rows, dtype=np.int64)
+        return np.sort(np.concatenate([self._rows_of(d.id) for d in docs] or [_NO_ROWS]))
+
+    def _rows_of(self, doc_id: str) -> np.ndarray:
+        """Rows of the passages of article `doc_id`, in order (none for an unknown id)."""
+        number = self._doc_number.get(doc_id)
+        if number is None:
+            return _NO_ROWS
+        return self._by_doc[self._doc_bounds[number] : self._doc_bounds[number + 1]]
+
+    def _copies(self, row: int) -> np.ndarray:
+        """Rows whose text is the text of `row` up to case and spacing (`row` too)."""
+        first = int(self._copy_first[row])
+        return self._by_hash[first : first + int(self._copy_size[row])]
 
     def _near_duplicate(self, a: int, b: int) -> bool:
         """Same text up to case and spacing, or (overlapping windows, lightly edited
         copies) word 3-gram Jaccard similarity of at least `NEAR_DUPLICATE`."""
-        if b in self._copies.get(a, ()):
+        if self.passages.hashes[a] == self.passages.hashes[b]:
             return True
-        x, y = _shingles(self.passages[a].text), _shingles(self.passages[b].text)
+        x, y = _shingles(self.passages.text(a)), _shingles(self.passages.text(b))
         return bool(x and y) and len(x & y) >= NEAR_DUPLICATE * len(x | y)
 
     def _closeness(self, row: int, vector: np.ndarray | None) -> list[float] | None:
@@ -384,7 +409,7 @@ class Index:
     def _sentences_of(self, row: int) -> Sentences:
         sentences = self._sentences.get(row)
         if sentences is None:
-            sentences = self._sentences[row] = Sentences.of(self.passages[row].text)
+            sentences = self._sentences[row] = Sentences.of(self.passages.text(row))
         return sentences
 
     def _hit(
@@ -542,9 +567,12 @@ class Index:
         new_rows: dict[str, list[int]] = {}
         for row, p in enumerate(new, old):
             new_rows.setdefault(p.doc_id, []).append(row)
-        rows = np.asarray(
-            [r for i in documents for r in (new_rows if i in fresh else self._rows_of_doc)[i]],
-            dtype=np.int64,
+        rows = np.concatenate(
+            [
+                np.asarray(new_rows[i], np.int64) if i in fresh else self._rows_of(i)
+                for i in documents
+            ]
+            or [_NO_ROWS]
         )
         keys = np.arange(self.next_key, self.next_key + len(new), dtype=np.int64)
         sentence_vectors = sentence_counts = None
@@ -557,7 +585,7 @@ class Index:
         all_vectors, all_keys = _take(self.vectors, vectors, rows), _take(self.keys, keys, rows)
         return Index(
             self.encoder,
-            [self.passages[r] if r < old else new[r - old] for r in rows],
+            Passages.gather([self.passages, Passages.of(new)], rows),
             all_vectors,
             documents,
             self.settings,
@@ -616,9 +644,7 @@ class Index:
             keys=self.keys,
             next_key=self.next_key,
             # an exact (flat) index is rebuilt from the vectors on load in no time
-            vector_index=None
-            if self.vector_index.exact
-            else self.vector_index.to_bytes().tobytes(),
+            vector_index=None if self.vector_index.exact else self.vector_index.to_bytes(),
             sentence_counts=self._sentence_counts,
             expect=expect,
         )
@@ -678,7 +704,7 @@ def build_index(
     documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
     # Rebuilt over an existing index, keys go on from its next_key: a key is never
     # reused, even by a rebuild (an external store may still hold the old ones).
-    first = 0 if path is None else store.next_key_of(path)
+    first = 0 if path is None else next_key_of(path)
     index = Index(
         encoder,
         passages,
@@ -741,7 +767,7 @@ def load_index(
         settings = SplitSettings(**manifest.get("split", {}))
     except (TypeError, InvalidInputError) as err:
         raise IndexCorruptError(f"{path}: unusable split settings in manifest ({err})") from err
-    lexical = LexicalIndex.from_files(stored.lexical, len(stored.passages))
+    lexical = LexicalIndex.load(stored.lexical, len(stored.passages))
     try:
         vector_params = VectorParams(**manifest.get("vector_params", {}))
         vector_index = None
@@ -804,8 +830,9 @@ def _same(old: DocumentInfo, new: DocumentInfo) -> bool:
     return old.sha256 == new.sha256
 
 
-def _sentence_counts(passages: list[Passage]) -> np.ndarray:
-    return np.asarray([len(sentence_bounds(p.text)) for p in passages], dtype=np.int64)
+def _sentence_counts(passages: Sequence[Passage] | Passages) -> np.ndarray:
+    texts = passages.texts() if isinstance(passages, Passages) else (p.text for p in passages)
+    return np.fromiter((len(sentence_bounds(t)) for t in texts), np.int64, len(passages))
 
 
 def _take(old: np.ndarray, new: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -873,8 +900,7 @@ def _matches(doc: DocumentInfo, field: str, value: Any) -> bool:
 _MISSING = object()
 
 
-def _normalized(text: str) -> str:
-    return " ".join(text.lower().split())
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -108,6 +108,29 @@ class LexicalIndex:
             return {part: (Path(tmp) / name).read_bytes() for part, name in FILES.items()}
 
     @classmethod
+    def load(cls, files: dict[str, Path], count: int) -> LexicalIndex:
+        """Open the files `to_files` gave, saved by part name in one folder (an index's,
+        checked by the store): its arrays memory-mapped, not read."""
+        folders = {Path(f).parent for f in files.values()}
+        if len(folders) != 1 or set(files) != set(FILES):
+            raise ValueError(f"BM25 files must be the parts {sorted(FILES)} in one folder")
+        names = {f"{part[5:]}_name": Path(f).name for part, f in files.items()}
+        folder = folders.pop()
+        try:
+            try:
+                bm25 = bm25s.BM25.load(
+                    folder, **names, mmap=True, allow_pickle=False, show_progress=False
+                )
+            except ValueError:  # what cannot be mapped: numpy says why without mapping
+                bm25 = bm25s.BM25.load(folder, **names, allow_pickle=False, show_progress=False)
+        except (ValueError, KeyError, OSError, EOFError) as err:  # e.g. a planted pickle
+            raise IndexCorruptError(
+                f"the BM25 part of the index cannot be read ({err}): rebuild the index "
+                "with: semantic-qa index ARTICLES... --out DIR"
+            ) from err
+        return cls(bm25, count)
+
+    @classmethod
     def from_files(cls, files: dict[str, bytes], count: int) -> LexicalIndex:
         """Load what `to_files` gave (already checksum-verified by the store)."""
         with tempfile.TemporaryDirectory(prefix="semantic-qa-bm25-") as tmp:

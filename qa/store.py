@@ -3,7 +3,12 @@
     manifest.json              format version, model, dimension, counts, next_key,
                                checksums
     vectors-<sha>.npy          float32 [passages x dimension], numpy format, no pickle
-    passages-<sha>.jsonl       one passage per line: key, id, doc_id, start, end, text
+    passages-<sha>.npy         the passage table (`qa.table.ROW`): one row per passage
+                               with its key, article (row of the documents file),
+                               start, end, where its text and id end in the two files
+                               below, and a hash of its normalized text
+    passage-texts-<sha>.txt    every passage's text, UTF-8, one after the other
+    passage-ids-<sha>.txt      every passage's id, UTF-8, one after the other
     documents-<sha>.jsonl      one article per line: id, title, source, metadata, sha256
     bm25-*-<sha>.npy|.json     the lexical (BM25) index as bm25s saves it: .npy arrays
                                (no pickle) and .json vocabulary/parameters
@@ -22,9 +27,16 @@ manifest pointing at the previous files, which are only deleted afterwards. A sa
 that fails (full disk, read-only folder) removes what it wrote and raises
 `IndexWriteError`; saves into one folder take turns (a lock on the folder).
 
+Loading memory-maps the large files (vectors, sentence vectors, the passage table and
+texts, BM25's arrays): a million-passage index opens in seconds and only what a
+search touches is read. Every file's size is checked on load, and its sha256 too when
+it is at most `CHECKSUM_ON_LOAD` bytes: hashing the gigabytes of a large index would
+take longer than the rest of loading it. `check_files` (`semantic-qa verify`)
+hashes every file.
+
 A passage's `key` is a stable int64: allocated from `next_key` and never reused after
 its passage is removed, so it can serve as the primary key of an external vector
-store; row i of the vectors belongs to the passage on line i.
+store; row i of the vectors belongs to row i of the passage table.
 """
 
 from __future__ import annotations
@@ -35,10 +47,11 @@ import fcntl
 import hashlib
 import io
 import json
+import mmap
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,16 +61,25 @@ import numpy as np
 
 from .errors import IndexCorruptError, IndexFormatError, IndexNotFoundError, IndexWriteError
 from .passages import Passage
+from .table import ROW, Passages
 
 FORMAT = "semantic-qa-index"
 # 2: adds the BM25 parts (lexical and hybrid search).
 # 3: adds stable passage keys (`key` in the passages file, `next_key` in the manifest).
-FORMAT_VERSION = 3
+# 4: passages as a table, texts and ids as UTF-8 files (memory-mapped on load), in
+#    place of one JSON Lines file that had to be parsed whole.
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
+# Files up to this size are checked against their sha256 at every load; larger ones
+# (at 1M passages: vectors, sentence vectors, texts, the vector index) by size and
+# header, and by checksum in `check_files` (`semantic-qa verify`).
+CHECKSUM_ON_LOAD = 64 * 2**20
 LEXICAL_PARTS = ("bm25-params", "bm25-vocab", "bm25-data", "bm25-indices", "bm25-indptr")
 _SUFFIX = {
     "vectors": ".npy",
-    "passages": ".jsonl",
+    "passages": ".npy",
+    "passage-texts": ".txt",
+    "passage-ids": ".txt",
     "documents": ".jsonl",
     "bm25-params": ".json",
     "bm25-vocab": ".json",
@@ -68,8 +90,11 @@ _SUFFIX = {
     "vector-index": ".faiss",
     "sentence-counts": ".npy",
 }
+# what older versions wrote that this one does not: removed by the next save
+_LEGACY = {"passages": ".jsonl"}
 _OPTIONAL = ("sentence-vectors", "vector-index", "sentence-counts")
 _PARTS = tuple(part for part in _SUFFIX if part not in _OPTIONAL)
+_CHUNK = 16 * 2**20  # bytes hashed or written at a time
 
 
 @dataclass(frozen=True)
@@ -86,23 +111,28 @@ class DocumentInfo:
 @dataclass
 class StoredIndex:
     manifest: dict[str, Any]
-    vectors: np.ndarray
-    passages: list[Passage]
+    vectors: np.ndarray  # memory-mapped
+    passages: Passages  # memory-mapped columns
     documents: dict[str, DocumentInfo]
-    lexical: dict[str, bytes]  # verified bm25s files by part name (see qa.lexical)
-    sentence_vectors: np.ndarray | None = None
+    lexical: dict[str, Path]  # the checked bm25s files by part name (see qa.lexical)
+    sentence_vectors: np.ndarray | None = None  # memory-mapped
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     next_key: int = 0
-    vector_index: bytes | None = None  # a serialized approximate index (see qa.vectors)
+    vector_index: np.ndarray | None = None  # serialized approximate index (see qa.vectors)
     # sentences per passage, saved with the sentence vectors: splitting every passage
     # into sentences again is most of the time loading a large index takes
     sentence_counts: np.ndarray | None = None
 
 
+# A file's content as chunks: bytes, or buffers of arrays and memory maps (written
+# and hashed without a copy).
+_Chunks = list[Any]
+
+
 def save(
     path: str | Path,
     vectors: np.ndarray,
-    passages: list[Passage],
+    passages: Passages | Sequence[Passage],
     documents: Iterable[DocumentInfo],
     info: dict[str, Any],
     lexical: dict[str, bytes],
@@ -110,7 +140,7 @@ def save(
     *,
     keys: np.ndarray | None = None,
     next_key: int | None = None,
-    vector_index: bytes | None = None,
+    vector_index: bytes | np.ndarray | None = None,
     sentence_counts: np.ndarray | None = None,
     expect: str | None = None,
 ) -> dict[str, Any]:
@@ -127,37 +157,36 @@ def save(
             f"{path} is a non-empty folder that is not an index: refusing to write into it; "
             "choose an empty or new folder"
         )
-    keys = np.arange(len(passages), dtype=np.int64) if keys is None else keys
+    table = Passages.of(passages)
+    keys = np.arange(len(table), dtype=np.int64) if keys is None else keys
     next_key = int(keys.max(initial=-1)) + 1 if next_key is None else int(next_key)
     docs = list(documents)
-    blobs = {
-        "vectors": _npy_bytes(vectors),
-        "passages": _jsonl_bytes(
-            # vars, not asdict: a Passage holds only strings and ints, and asdict's deep
-            # copies took most of the time of saving a large index
-            {"key": int(key), **vars(p)}
-            for key, p in zip(keys, passages, strict=True)
-        ),
-        "documents": _jsonl_bytes(asdict(d) for d in docs),
-        **{part: lexical[part] for part in LEXICAL_PARTS},
+    rows, texts, ids = table.columns(keys, {d.id: i for i, d in enumerate(docs)})
+    blobs: dict[str, _Chunks] = {
+        "vectors": _npy(vectors, np.float32),
+        "passages": _npy(rows, ROW),
+        "passage-texts": [texts],
+        "passage-ids": [ids],
+        "documents": [_jsonl_bytes(asdict(d) for d in docs)],
+        **{part: [lexical[part]] for part in LEXICAL_PARTS},
     }
     if sentence_vectors is not None:
-        blobs["sentence-vectors"] = _npy_bytes(sentence_vectors)
+        blobs["sentence-vectors"] = _npy(sentence_vectors, np.float32)
     if vector_index is not None:
-        blobs["vector-index"] = vector_index
+        blobs["vector-index"] = [vector_index]
     if sentence_counts is not None and sentence_vectors is not None:
-        blobs["sentence-counts"] = _npy_counts(sentence_counts)
+        blobs["sentence-counts"] = _npy(sentence_counts, np.int32)
     files: dict[str, dict[str, Any]] = {}
-    for part, data in blobs.items():
-        digest = hashlib.sha256(data).hexdigest()
+    for part, chunks in blobs.items():
+        digest, size = _digest(chunks)
         name = f"{part}-{digest[:16]}{_SUFFIX[part]}"
-        files[part] = {"name": name, "sha256": digest, "bytes": len(data)}
+        files[part] = {"name": name, "sha256": digest, "bytes": size}
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **info,
         "documents": len(docs),
-        "passages": len(passages),
+        "passages": len(table),
         "sentences": None if sentence_vectors is None else len(sentence_vectors),
         "next_key": next_key,
         "files": files,
@@ -170,12 +199,12 @@ def save(
         with _locked(path):
             if expect is not None:
                 _check_unchanged(path, expect)
-            for part, data in blobs.items():
+            for part, chunks in blobs.items():
                 file = path / files[part]["name"]
-                if not _holds(file, data):
-                    _atomic_write(file, data)
+                if not _holds(file, files[part]["bytes"], files[part]["sha256"]):
+                    _atomic_write(file, chunks)
                     written.append(file)
-            _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
+            _atomic_write(path / MANIFEST, [json.dumps(manifest, indent=2).encode() + b"\n"])
             written.clear()  # the manifest points at them now
             _remove_unreferenced(path, {f["name"] for f in files.values()})
     except IndexWriteError:
@@ -218,10 +247,11 @@ def _only_ours(path: Path) -> bool:
     return all(parts.fullmatch(f.name) for f in path.iterdir())
 
 
-def _holds(file: Path, data: bytes) -> bool:
-    """`file` exists with exactly `data` (content-named files are reused, unless damaged)."""
+def _holds(file: Path, size: int, digest: str) -> bool:
+    """`file` exists with exactly this content (content-named files are reused, unless
+    damaged)."""
     try:
-        return file.stat().st_size == len(data) and file.read_bytes() == data
+        return file.stat().st_size == size and _file_digest(file) == digest
     except OSError:
         return False
 
@@ -276,73 +306,59 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load(path: str | Path) -> StoredIndex:
-    """Read and verify an index directory: every file's size and checksum, the counts."""
+def load(path: str | Path, *, checksums: bool = False) -> StoredIndex:
+    """Open an index directory, checked against its manifest: every file's size, the
+    checksum of every file up to `CHECKSUM_ON_LOAD` bytes (`checksums=True`: of every
+    file), the arrays' types and shapes, the counts. The large files are
+    memory-mapped, not read."""
     path = Path(path)
     manifest = read_manifest(path)
-    raw = {part: _read_checked(path, manifest, part) for part in _PARTS}
+    files = {
+        part: _checked(path, manifest, part, checksums)
+        for part in (*_PARTS, *(p for p in _OPTIONAL if p in manifest["files"]))
+    }
     how = f"rebuild it with: semantic-qa index ARTICLES... --out {path}"
+    n, dim = manifest["passages"], manifest["dimension"]
     try:
-        vectors = np.load(io.BytesIO(raw["vectors"]), allow_pickle=False)
-        rows = _jsonl_rows(raw["passages"])
-        keys = np.fromiter((row.pop("key") for row in rows), dtype=np.int64, count=len(rows))
-        passages = [Passage(**row) for row in rows]
-        documents = {d.id: d for d in (DocumentInfo(**r) for r in _jsonl_rows(raw["documents"]))}
+        documents = {
+            d.id: d for d in (DocumentInfo(**r) for r in _jsonl_rows(_read(files["documents"])))
+        }
     except (ValueError, TypeError, KeyError, OverflowError) as err:
-        raise IndexCorruptError(f"{path}: index files do not parse ({err}): {how}") from err
+        raise IndexCorruptError(
+            f"{path}: the documents file does not parse ({err}): {how}"
+        ) from err
+    if len(documents) != manifest["documents"]:
+        raise IndexCorruptError(
+            f"{path}: {len(documents)} documents on disk, manifest says "
+            f"{manifest['documents']}: {how}"
+        )
+    vectors = _array(path, files["vectors"], "vectors", np.float32, (n, dim))
+    table = _array(path, files["passages"], "the passage table", ROW, (n,))
+    try:
+        passages = Passages.from_columns(
+            table, _map(files["passage-texts"]), _map(files["passage-ids"]), list(documents)
+        )
+    except ValueError as err:
+        raise IndexCorruptError(f"{path}: {err}: {how}") from err
+    keys = np.ascontiguousarray(table["key"], dtype=np.int64)
     next_key = manifest["next_key"]
     problem = check_keys(keys, next_key)
     if problem:
         raise IndexCorruptError(f"{path}: {problem}: {how}")
-    n, dim = manifest["passages"], manifest["dimension"]
-    if vectors.dtype != np.float32 or vectors.shape != (n, dim):
-        raise IndexCorruptError(
-            f"{path}: vectors are {vectors.dtype}{list(vectors.shape)}, manifest says "
-            f"float32[{n}, {dim}]: {how}"
+    sentence_vectors = sentence_counts = vector_index = None
+    if "sentence-vectors" in files:
+        shape = (manifest.get("sentences"), dim)
+        sentence_vectors = _array(
+            path, files["sentence-vectors"], "sentence vectors", np.float32, shape
         )
-    if len(passages) != n or len(documents) != manifest["documents"]:
-        raise IndexCorruptError(
-            f"{path}: {len(passages)} passages / {len(documents)} documents on disk, manifest "
-            f"says {n} / {manifest['documents']}: {how}"
-        )
-    unknown = {p.doc_id for p in passages} - documents.keys()
-    if unknown:
-        raise IndexCorruptError(
-            f"{path}: passages of unknown documents {sorted(unknown)[:3]}: {how}"
-        )
-    lexical = {part: raw[part] for part in LEXICAL_PARTS}
-    sentence_vectors = None
-    if "sentence-vectors" in manifest["files"]:
-        data = _read_checked(path, manifest, "sentence-vectors")
-        try:
-            sentence_vectors = np.load(io.BytesIO(data), allow_pickle=False)
-        except ValueError as err:
+    if "vector-index" in files:
+        vector_index = _map_array(files["vector-index"])
+    if sentence_vectors is not None and "sentence-counts" in files:
+        counts = _array(path, files["sentence-counts"], "sentence counts", np.int32, (n,))
+        sentence_counts = np.asarray(counts, dtype=np.int64)
+        if int(sentence_counts.sum()) != len(sentence_vectors):
             raise IndexCorruptError(
-                f"{path}: sentence vectors do not parse ({err}): {how}"
-            ) from err
-        if sentence_vectors.dtype != np.float32 or sentence_vectors.shape != (
-            manifest.get("sentences"),
-            dim,
-        ):
-            raise IndexCorruptError(
-                f"{path}: sentence vectors are {sentence_vectors.dtype}"
-                f"{list(sentence_vectors.shape)}, manifest says "
-                f"float32[{manifest.get('sentences')}, {dim}]: {how}"
-            )
-    vector_index = None
-    if "vector-index" in manifest["files"]:
-        vector_index = _read_checked(path, manifest, "vector-index")
-    sentence_counts = None
-    if sentence_vectors is not None and "sentence-counts" in manifest["files"]:
-        data = _read_checked(path, manifest, "sentence-counts")
-        try:
-            sentence_counts = np.load(io.BytesIO(data), allow_pickle=False).astype(np.int64)
-        except ValueError as err:
-            raise IndexCorruptError(f"{path}: sentence counts do not parse ({err}): {how}") from err
-        if sentence_counts.shape != (n,) or int(sentence_counts.sum()) != len(sentence_vectors):
-            raise IndexCorruptError(
-                f"{path}: sentence counts {list(sentence_counts.shape)} (sum "
-                f"{int(sentence_counts.sum())}) do not match {n} passages and "
+                f"{path}: sentence counts add up to {int(sentence_counts.sum())}, there are "
                 f"{len(sentence_vectors)} sentence vectors: {how}"
             )
     return StoredIndex(
@@ -350,7 +366,7 @@ def load(path: str | Path) -> StoredIndex:
         vectors,
         passages,
         documents,
-        lexical,
+        {part: files[part] for part in LEXICAL_PARTS},
         sentence_vectors,
         keys,
         next_key,
@@ -359,10 +375,47 @@ def load(path: str | Path) -> StoredIndex:
     )
 
 
+def _array(path: Path, file: Path, what: str, dtype: Any, shape: tuple[Any, ...]) -> np.ndarray:
+    """The .npy `file`, memory-mapped, checked to hold `dtype` in `shape`."""
+    how = f"rebuild it with: semantic-qa index ARTICLES... --out {path}"
+    try:
+        try:
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        except ValueError:  # an empty array cannot be mapped
+            array = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise IndexCorruptError(f"{path}: {what} do not parse ({err}): {how}") from err
+    if array.dtype != np.dtype(dtype) or array.shape != shape:
+        name = "float32" if np.dtype(dtype) == np.float32 else str(np.dtype(dtype))
+        raise IndexCorruptError(
+            f"{path}: {what} are {array.dtype}{list(array.shape)}, manifest says "
+            f"{name}[{', '.join(str(x) for x in shape)}]: {how}"
+        )
+    return array.view(np.ndarray)  # a plain array over the map (np.memmap's ops copy)
+
+
+def _map(file: Path) -> bytes | mmap.mmap:
+    """`file`'s bytes, memory-mapped (an empty file cannot be: b"")."""
+    with file.open("rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _map_array(file: Path) -> np.ndarray:
+    data = _map(file)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
 def next_key_of(path: str | Path) -> int:
     """The next key of the index at `path`; 0 when there is none (or it is unreadable)."""
     try:
         next_key = read_manifest(path)["next_key"]
+    except IndexFormatError:  # another version's index: its keys must not come back
+        try:
+            next_key = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))["next_key"]
+        except (OSError, ValueError, TypeError, KeyError):
+            return 0
     except (IndexNotFoundError, IndexCorruptError):
         return 0
     return next_key if isinstance(next_key, int) and next_key > 0 else 0
@@ -428,7 +481,7 @@ def check_files(path: str | Path) -> list[str]:
     problems = []
     for part in manifest["files"]:
         try:
-            _read_checked(path, manifest, part)
+            _checked(path, manifest, part, True)
         except IndexCorruptError as err:
             problems.append(str(err).split(": rebuild it with")[0])
     missing = [p for p in _PARTS if p not in manifest["files"]]
@@ -441,49 +494,75 @@ def leftovers(path: str | Path) -> list[str]:
     next save removes them."""
     path = Path(path)
     keep = {f["name"] for f in read_manifest(path)["files"].values()}
-    names = [old.name for part in _SUFFIX for old in path.glob(f"{part}-*{_SUFFIX[part]}")]
+    names = [old.name for part, suffix in _suffixes() for old in path.glob(f"{part}-*{suffix}")]
     return sorted({n for n in names if n not in keep} | {t.name for t in path.glob(".*.tmp")})
 
 
 def read_documents(path: str | Path) -> dict[str, DocumentInfo]:
     """Only the article list of an index (cheap: used to tell whether it is stale)."""
     manifest = read_manifest(path)
-    raw = _read_checked(Path(path), manifest, "documents")
+    raw = _read(_checked(Path(path), manifest, "documents", True))
     return {d.id: d for d in (DocumentInfo(**r) for r in _jsonl_rows(raw))}
 
 
-def _read_checked(path: Path, manifest: dict[str, Any], part: str) -> bytes:
+def _checked(path: Path, manifest: dict[str, Any], part: str, checksum: bool) -> Path:
+    """The file of `part`, there and of its recorded size, and of its recorded sha256
+    when `checksum` or when it is small (`CHECKSUM_ON_LOAD`)."""
     how = f"rebuild it with: semantic-qa index ARTICLES... --out {path}"
     entry = manifest["files"].get(part)
     if not isinstance(entry, dict) or "name" not in entry:
         raise IndexCorruptError(f"{path / MANIFEST} names no {part} file: {how}")
     file = path / Path(entry["name"]).name
     try:
-        data = file.read_bytes()
+        size = file.stat().st_size
+        if size != entry.get("bytes"):
+            raise IndexCorruptError(
+                f"{path}: {file.name} is {size} bytes, manifest says {entry.get('bytes')} "
+                f"(truncated or edited): {how}"
+            )
+        if (checksum or size <= CHECKSUM_ON_LOAD) and _file_digest(file) != entry.get("sha256"):
+            raise IndexCorruptError(
+                f"{path}: {file.name} does not match its checksum (edited?): {how}"
+            )
     except FileNotFoundError:
         raise IndexCorruptError(f"{path}: {part} file {file.name} is missing: {how}") from None
     except OSError as err:
         raise IndexCorruptError(f"{path}: cannot read {file.name} ({err}): {how}") from err
-    if len(data) != entry.get("bytes"):
-        raise IndexCorruptError(
-            f"{path}: {file.name} is {len(data)} bytes, manifest says {entry.get('bytes')} "
-            f"(truncated or edited): {how}"
-        )
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise IndexCorruptError(f"{path}: {file.name} does not match its checksum (edited?): {how}")
-    return data
+    return file
 
 
-def _npy_counts(counts: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(counts, dtype=np.int32), allow_pickle=False)
-    return buf.getvalue()
+def _read(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as err:
+        raise IndexCorruptError(f"cannot read {file} ({err}): rebuild the index") from err
 
 
-def _npy_bytes(vectors: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-    return buf.getvalue()
+def _file_digest(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _npy(array: np.ndarray, dtype: Any) -> _Chunks:
+    """`array` as a .npy file (as `np.save` writes it), without copying its data."""
+    array = np.ascontiguousarray(array, dtype=dtype)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    return [header.getvalue(), array.reshape(-1).view(np.uint8)]
+
+
+def _digest(chunks: _Chunks) -> tuple[str, int]:
+    """sha256 and size of the file made of `chunks`."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        for at in range(0, len(view), _CHUNK):
+            digest.update(view[at : at + _CHUNK])
+        size += len(view)
+    return digest.hexdigest(), size
 
 
 def _jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
@@ -494,12 +573,15 @@ def _jsonl_rows(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
 
 
-def _atomic_write(file: Path, data: bytes) -> None:
+def _atomic_write(file: Path, chunks: _Chunks) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `file`."""
     fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                view = memoryview(chunk).cast("B")
+                for at in range(0, len(view), _CHUNK):
+                    f.write(view[at : at + _CHUNK])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, file)
@@ -515,9 +597,14 @@ def _atomic_write(file: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
+def _suffixes() -> list[tuple[str, str]]:
+    """(part, suffix) of every data file this version or an older one writes."""
+    return [*_SUFFIX.items(), *_LEGACY.items()]
+
+
 def _remove_unreferenced(path: Path, keep: set[str]) -> None:
-    for part in _SUFFIX:
-        for old in path.glob(f"{part}-*{_SUFFIX[part]}"):
+    for part, suffix in _suffixes():
+        for old in path.glob(f"{part}-*{suffix}"):
             if old.name not in keep:
                 with contextlib.suppress(OSError):
                     old.unlink()

@@ -1,6 +1,7 @@
 """`semantic-qa verify`: an index checked end to end, every problem listed.
 
-Beyond what loading checks (manifest, checksums, counts, shapes): passage keys, each
+Beyond what loading checks (manifest, sizes, counts, shapes): the checksum of every
+file (loading checks only files up to `store.CHECKSUM_ON_LOAD`), passage keys, each
 passage's offsets and, where the article file is still there, its text against the
 article; vectors finite and of unit length; BM25 against the passages it should
 index; and a sample of passages (and sentences) re-encoded with the model, which
@@ -98,13 +99,17 @@ def verify(
         next_key=stored.next_key,
         keys=[int(stored.keys.min()), int(stored.keys.max())] if n else [],
     )
-    problems += _check_passages(stored.passages, stored.documents)
+    try:
+        problems += _check_passages(stored.passages, stored.documents)
+        texts = list(stored.passages.texts())
+    except QAError as err:  # a text that is not UTF-8
+        problems.append(str(err))
+        return report()
     problems += _check_vectors("passage", stored.vectors)
     if stored.sentence_vectors is not None:
         problems += _check_vectors("sentence", stored.sentence_vectors)
-    texts = [p.text for p in stored.passages]
     try:
-        lexical = LexicalIndex.from_files(stored.lexical, n)
+        lexical = LexicalIndex.load(stored.lexical, n)
     except Exception as err:  # bm25s raises whatever its loader meets
         problems.append(f"the BM25 index does not load ({type(err).__name__}: {err})")
     else:
@@ -138,7 +143,7 @@ def verify(
     return report()
 
 
-def _check_passages(passages: list[Passage], documents: dict[str, DocumentInfo]) -> list[str]:
+def _check_passages(passages: Sequence[Passage], documents: dict[str, DocumentInfo]) -> list[str]:
     problems = []
     bad = [p for p in passages if not 0 <= p.start < p.end or p.end - p.start != len(p.text)]
     if bad:

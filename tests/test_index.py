@@ -97,9 +97,9 @@ def test_resave_replaces_files_and_keeps_one_version(tmp_path: Path, fake: FakeE
     qa.build_index(TINY, tmp_path / "idx", model=fake)
     qa.build_index(TINY[:2], tmp_path / "idx", model=fake)
     names = sorted(p.name for p in (tmp_path / "idx").iterdir())
-    # one file per part (vectors, passages, documents, 5 BM25 files, sentence
-    # vectors and their counts per passage) + the manifest
-    assert len(names) == 11 and "manifest.json" in names
+    # one file per part (vectors, the passage table, texts and ids, documents, 5 BM25
+    # files, sentence vectors and their counts per passage) + the manifest
+    assert len(names) == 13 and "manifest.json" in names
     assert len(qa.load_index(tmp_path / "idx", model=fake).documents) == 2
 
 
@@ -133,7 +133,7 @@ def _tamper_vectors(path: Path) -> None:
 
 
 def _edit_passages(path: Path) -> None:
-    f = next(path.glob("passages-*.jsonl"))
+    f = next(path.glob("passage-texts-*.txt"))
     f.write_text(f.read_text().replace("Cats", "Dogs"))
 
 

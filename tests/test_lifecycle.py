@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 import qa
 from embeddings import CachedEncoder, EmbeddingCache
 from embeddings.cache import ENV
-from qa import store
 from qa.answers import sentence_bounds
 from qa.cli import main
 from qa.verify import verify
@@ -156,43 +155,77 @@ def test_source_change_only_updates_the_record(fake: FakeEncoder) -> None:
     assert updated.changes is not None and updated.changes.passages == 0
 
 
-def test_keys_are_saved_in_the_passages_file(tmp_path: Path, fake: FakeEncoder) -> None:
+def test_keys_are_saved_in_the_passage_table(tmp_path: Path, fake: FakeEncoder) -> None:
     index = qa.build_index(TINY, tmp_path / "idx", model=fake).remove("cats")
-    rows = [json.loads(line) for line in next((tmp_path / "idx").glob("passages-*")).open()]
-    assert [r["key"] for r in rows] == index.keys.tolist()
+    table = np.load(next((tmp_path / "idx").glob("passages-*.npy")), allow_pickle=False)
+    assert table["key"].tolist() == index.keys.tolist()
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert index.keys.tolist() == [1, 2]  # "cats" held key 0
-    assert manifest["next_key"] == index.next_key == 3 and manifest["format_version"] == 3
+    assert manifest["next_key"] == index.next_key == 3 and manifest["format_version"] == 4
 
 
 def test_old_format_version_says_rebuild(tmp_path: Path, fake: FakeEncoder) -> None:
     qa.build_index(TINY, tmp_path / "idx", model=fake)
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    manifest["format_version"] = 2
+    manifest["format_version"] = 3
     (tmp_path / "idx" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(qa.IndexFormatError, match="version 2, this semantic-qa reads version 3: "
+    with pytest.raises(qa.IndexFormatError, match="version 3, this semantic-qa reads version 4: "
                        "rebuild it with: semantic-qa index"):  # fmt: skip
         qa.load_index(tmp_path / "idx", model=fake)
+
+
+def test_index_command_rebuilds_a_format_3_index_keeping_its_keys(
+    tmp_path: Path, cli_fake: FakeEncoder, capsys
+) -> None:
+    """`semantic-qa index` (so `make run`) over an index of format version 3 (passages
+    as JSON Lines) rebuilds it, handing out keys after the old ones, and removes the
+    old version's files."""
+    articles, path = tmp_path / "articles", tmp_path / "idx"
+    _write(articles, TINY)
+    args = ["index", str(articles), "--out", str(path), "--model", "fake-bow"]
+    assert main(args) == 0
+    manifest = json.loads((path / "manifest.json").read_text())
+    for part in ("passages", "passage-texts", "passage-ids"):
+        (path / manifest["files"].pop(part)["name"]).unlink()
+    (path / "passages-0123456789abcdef.jsonl").write_text('{"key": 0}\n')
+    manifest.update(format_version=3, next_key=40)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "format version 3, this semantic-qa reads version 4" in capsys.readouterr().out
+    index = qa.load_index(path, model=cli_fake)
+    assert index.keys.tolist() == list(range(40, 40 + len(index)))
+    assert not list(path.glob("passages-*.jsonl")) and verify(path, model=cli_fake).ok
+
+
+def _table_with(path: Path, edit) -> bytes:
+    table = np.load(next(path.glob("passages-*.npy")), allow_pickle=False)
+    table = edit(table.copy())
+    buf = io.BytesIO()
+    np.save(buf, table, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _set_key(row: int, key: int):
+    def edit(table: np.ndarray) -> np.ndarray:
+        table["key"][row] = key
+        return table
+
+    return edit
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda rows: rows[1].update(key=rows[0]["key"]), "1 passage keys are used twice"),
-        (lambda rows: rows[0].update(key=99), "outside 0..2"),
-        (lambda rows: rows[0].pop("key"), "do not parse"),
+        (lambda t: _set_key(1, int(t["key"][0]))(t), "1 passage keys are used twice"),
+        (_set_key(0, 99), "outside 0..2"),
+        (lambda t: t[["doc", "start", "end", "text_end", "id_end", "hash"]], "passage table are"),
     ],
 )
 def test_bad_keys_do_not_load(tmp_path: Path, fake: FakeEncoder, edit, message: str) -> None:
     path = tmp_path / "idx"
     qa.build_index(TINY, path, model=fake)
-    stored = store.load(path)
-    rows = [
-        {"key": int(k), **p.__dict__} for k, p in zip(stored.keys, stored.passages, strict=True)
-    ]
-    edit(rows)
-    blob = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    _replace_part(path, "passages", blob)
+    _replace_part(path, "passages", _table_with(path, edit))
     with pytest.raises(qa.IndexCorruptError, match=message):
         qa.load_index(path, model=fake)
     assert not verify(path, model=fake).ok
@@ -353,7 +386,7 @@ def test_cli_verify_and_info(tmp_path: Path, cli_fake: FakeEncoder, capsys) -> N
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["documents"], info["passages"], info["next_key"]) == (3, 3, 3)
-    assert info["model"] == "fake-bow" and info["format_version"] == 3
+    assert info["model"] == "fake-bow" and info["format_version"] == 4
     assert main(["info", str(out)]) == 0
     assert "next_key        3" in capsys.readouterr().out
     # an edited article is a note, not a problem

@@ -324,13 +324,16 @@ def test_saved_index_files_are_plain_json_and_numeric_npy(tmp_path: Path) -> Non
     path = tmp_path / "idx"
     qa.build_index(TINY, path, model=FakeEncoder())
     names = sorted(p.name for p in path.iterdir())
-    assert names and all(n.endswith((".json", ".jsonl", ".npy")) for n in names)
+    assert names and all(n.endswith((".json", ".jsonl", ".npy", ".txt")) for n in names)
     for file in path.iterdir():
         data = file.read_bytes()
         assert not data.startswith(b"\x80"), file.name  # a pickle stream
         if file.suffix == ".npy":
             array = np.load(io.BytesIO(data), allow_pickle=False)
-            assert array.dtype.kind in "fiub", (file.name, array.dtype)
+            fields = [array.dtype[f] for f in array.dtype.names or ()] or [array.dtype]
+            assert all(f.kind in "fiub" for f in fields), (file.name, array.dtype)
+        elif file.suffix == ".txt":  # passage texts and ids
+            data.decode("utf-8")
         elif file.suffix == ".json":
             json.loads(data)
         else:

@@ -271,7 +271,7 @@ def test_a_folder_left_by_a_killed_first_save_is_written_over(
         qa.load_index(path, model=fake)
     index = qa.build_index(TINY, path, model=fake)
     assert _snapshot(qa.load_index(path, model=fake)) == _snapshot(index)
-    assert store.leftovers(path) == [] and len(list(path.iterdir())) == 11
+    assert store.leftovers(path) == [] and len(list(path.iterdir())) == 13
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(qa.IndexNotFoundError, match="refusing to write"):
