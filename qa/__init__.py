@@ -22,7 +22,7 @@ from .errors import (
     QAError,
 )
 from .hits import Hit
-from .index import DEFAULT_MODE, MODES, Changes, Index, build_index, load_index
+from .index import DEFAULT_MODE, MODES, Changes, Index, build_index, load_index, migrate
 from .passages import Passage, SplitSettings, split_document
 from .search import default_index_path, search
 from .vectors import Params as VectorParams
@@ -51,6 +51,7 @@ __all__ = [
     "default_index_path",
     "load_documents",
     "load_index",
+    "migrate",
     "search",
     "split_document",
 ]

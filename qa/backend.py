@@ -193,22 +193,31 @@ def open_backend(
     milvus-lite ``.db`` file; a relative file is taken from the current folder), in
     `collection` (default: named after `index_path`, see `collection_name`). The
     server's token, if it needs one, comes from ``$SEMANTIC_QA_MILVUS_TOKEN``."""
-    target, _ = client_uri(uri)
-    if "://" not in target:  # milvus-lite: the manifest must name it wherever it is read
-        uri = str(Path(uri).resolve())
-    if collection is None:
-        if index_path is None:
-            raise InvalidInputError("a Milvus collection name is needed (--collection NAME)")
-        collection = collection_name(index_path)
+    where = location(uri, collection, index_path)
     store = MilvusStore.open(
-        uri,
-        collection,
+        uri if "://" in uri else where["uri"],  # the store shows it without credentials
+        where["collection"],
         model=model,
         dimension=dimension,
         create=create,
         token=os.environ.get(TOKEN_ENV, ""),
     )
     return MilvusBackend(store)
+
+
+def location(
+    uri: str, collection: str | None = None, index_path: str | Path | None = None
+) -> dict[str, str]:
+    """Where `open_backend` would open, as the manifest records it (no credentials;
+    a milvus-lite file by its absolute path), without connecting."""
+    target, shown = client_uri(uri)
+    if "://" not in target:  # milvus-lite: the manifest must name it wherever it is read
+        shown = str(Path(uri).resolve())
+    if collection is None:
+        if index_path is None:
+            raise InvalidInputError("a Milvus collection name is needed (--collection NAME)")
+        collection = collection_name(index_path)
+    return {"backend": "milvus", "uri": shown, "collection": collection}
 
 
 def collection_name(index_path: str | Path) -> str:

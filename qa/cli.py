@@ -48,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("semantic-qa: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # a Milvus server that fails mid-way (gone, out of memory, refusing a request):
+        # one line, like any other error; reruns resume (semantic-qa migrate)
+        if not type(err).__module__.startswith("pymilvus"):
+            raise
+        print(f"semantic-qa: error: Milvus: {err}", file=sys.stderr)
+        return 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,7 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not use the embedding cache ($SEMANTIC_QA_CACHE)",
     )
+    _store_options(p, "--store", "keep the passage vectors in Milvus: ")
     p.set_defaults(run=_cmd_index)
+
+    p = sub.add_parser("migrate", help="move an index's vectors into Milvus (no re-encoding)")
+    p.add_argument("--from", dest="source", required=True, help="the index folder")
+    _store_options(p, "--to", "")
+    p.set_defaults(run=_cmd_migrate)
 
     p = sub.add_parser("verify", help="check an index end to end")
     p.add_argument("index", nargs="?", default=default_index, help="index folder")
@@ -157,6 +170,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_options(p: argparse.ArgumentParser, flag: str, what: str) -> None:
+    p.add_argument(
+        flag,
+        dest="store",
+        required=flag == "--to",
+        default=None,
+        metavar="URI",
+        help=f"{what}milvus://HOST:19530 or a milvus-lite file (NAME.db); the index folder "
+        "records it (token: $SEMANTIC_QA_MILVUS_TOKEN)",
+    )
+    p.add_argument(
+        "--collection",
+        default=None,
+        help="Milvus collection (default: named after the index folder)",
+    )
+
+
 def _encoder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--encoder",
@@ -187,7 +217,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     """Build the index, or bring an existing one of the same model and settings up to
     date: only new and changed articles are embedded, deleted ones are removed."""
     from .documents import load_documents
-    from .index import build_index, load_index
+    from .index import build_index, load_index, migrate
     from .passages import SplitSettings
 
     _use_encoder_options(args)
@@ -205,13 +235,21 @@ def _cmd_index(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out, cache = Path(args.out), False if args.no_cache else None
     docs = load_documents(args.paths, skip_bad=args.skip_bad)
-    if not args.force and _is_current(out, docs, args.model, settings):
+    # --store names where the vectors go; without it an index keeps the store it has
+    wanted, recorded = _wanted_store(args, out), _recorded_store(out)
+    moving = wanted is not None and wanted != recorded
+    if not args.force and not moving and _is_current(out, docs, args.model, settings):
         print(f"{args.out}: up to date ({len(docs)} documents)")
         return 0
+    where = wanted or recorded
     why = "" if args.force else _why_rebuild(out, args.model, settings)
     index = None
     if why is None:
         try:
+            if moving:
+                assert wanted is not None
+                print(f"{args.out}: moving its vectors to {wanted['uri']} ({wanted['collection']})")
+                migrate(out, wanted["uri"], collection=wanted["collection"])
             index = load_index(out, model=args.model, cache=cache).sync(docs)
         except IndexWriteError:
             raise
@@ -220,7 +258,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if index is None:
         if why:
             print(f"{args.out}: {why}: rebuilding it")
-        index = build_index(docs, out, model=args.model, settings=settings, cache=cache)
+        index = build_index(
+            docs,
+            out,
+            model=args.model,
+            settings=settings,
+            cache=cache,
+            store=None if where is None else where["uri"],
+            collection=None if where is None else where["collection"],
+        )
     seconds = time.perf_counter() - started
     print(
         f"indexed {len(index.documents)} documents, {len(index)} passages "
@@ -233,6 +279,43 @@ def _cmd_index(args: argparse.Namespace) -> int:
             f"{c.unchanged} unchanged documents; {c.passages} passages embedded (model ran "
             f"on {c.encoded} texts, {c.cached} from the cache)"
         )
+    return 0
+
+
+def _wanted_store(args: argparse.Namespace, out: Path) -> dict[str, str] | None:
+    """Where --store and --collection put the vectors (None: not given)."""
+    from .backend import location
+
+    if args.store is None:
+        if args.collection is not None:
+            raise InvalidInputError("--collection goes with --store milvus://HOST:19530")
+        return None
+    return location(args.store, args.collection, out)
+
+
+def _recorded_store(out: Path) -> dict[str, str] | None:
+    """The Milvus store the index at `out` records, if any."""
+    from . import store
+
+    try:
+        recorded = store.read_manifest(out).get("store")
+    except QAError:
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    """Move a FAISS index's vectors into Milvus, or bring a Milvus index's collection
+    back in line: stored vectors as they are, resumable."""
+    from .index import migrate
+
+    started = time.perf_counter()
+    index = migrate(args.source, args.store, collection=args.collection)
+    assert index.store is not None
+    print(
+        f"{args.source}: {len(index)} passages in Milvus {index.store.uri} collection "
+        f"{index.store.collection} in {time.perf_counter() - started:.1f} s (none encoded)"
+    )
     return 0
 
 

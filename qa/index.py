@@ -34,11 +34,13 @@ from embeddings import DEFAULT_ENCODER, CachedEncoder, EmbeddingCache, Encoder, 
 
 from . import store
 from .answers import Sentences, sentence_bounds
+from .backend import Backend, FaissBackend, MilvusBackend, open_backend, reconcile
 from .documents import Document, Sources, load_documents
 from .errors import (
     DocumentError,
     DuplicateIdError,
     IndexCorruptError,
+    IndexNotFoundError,
     InvalidInputError,
     ModelMismatchError,
     ModelNotFoundError,
@@ -108,6 +110,7 @@ class Index:
         vector_params: VectorParams | None = None,
         vector_index: VectorIndex | None = None,
         sentence_counts: np.ndarray | None = None,
+        milvus: MilvusBackend | None = None,
     ):
         if vectors.shape != (len(passages), encoder.dimension):
             raise ValueError(f"vectors {vectors.shape} do not match {len(passages)} passages")
@@ -141,6 +144,8 @@ class Index:
         choose_kind(0, index_kind)  # InvalidInputError for an unknown kind
         self.index_kind = index_kind
         self.vector_params = vector_params or VectorParams()
+        # the Milvus collection that holds the passage vectors (None: FAISS, here)
+        self.store = milvus
         self._derive(lexical, vector_index, sentence_counts)
 
     def _derive(
@@ -154,7 +159,11 @@ class Index:
         each passage's sentence vectors start. The one place to call after the
         passages change. `vector_index`: a loaded or updated one over these vectors;
         `sentence_counts`: sentences per passage when known (saved, or carried over)."""
-        if vector_index is None or len(vector_index) != len(self):
+        if self.store is not None:  # searched in Milvus: no FAISS index to build
+            vector_index = build_vectors(
+                np.zeros((0, self.encoder.dimension), np.float32), np.zeros(0, np.int64), "flat"
+            )
+        elif vector_index is None or len(vector_index) != len(self):
             vector_index = build_vectors(
                 self.vectors, self.keys, self.index_kind, self.vector_params
             )
@@ -213,6 +222,23 @@ class Index:
             f"model {self.encoder.name}>"
         )
 
+    @property
+    def backend(self) -> Backend:
+        """Where dense search finds nearest passages: the Milvus collection, or the
+        FAISS index (see `qa.backend`)."""
+        if self.store is not None:
+            return self.store
+        return FaissBackend(self.vector_index, self.vectors, self.keys, self._where_rows_of)
+
+    @property
+    def exact(self) -> bool:
+        """Whether dense and hybrid search score every passage here (a flat FAISS
+        index; with Milvus, an index below `flat_below` passages, as FAISS would be)
+        rather than only the candidates the backend finds."""
+        if self.store is None:
+            return self.vector_index.exact
+        return choose_kind(len(self), self.index_kind, self.vector_params) == "flat"
+
     def search(
         self,
         question: str,
@@ -252,7 +278,10 @@ class Index:
             return [self._search(q, None, k, mode, rows) for q in questions]
         if vectors is None:
             vectors = self.encoder.encode_queries(questions)
-        return [self._search(q, v, k, mode, rows) for q, v in zip(questions, vectors, strict=True)]
+        return [
+            self._search(q, v, k, mode, rows, where)
+            for q, v in zip(questions, vectors, strict=True)
+        ]
 
     def search_vectors(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         """Dense hits for ready query vectors, one list per row of `queries` (no
@@ -270,24 +299,40 @@ class Index:
             for rr, ss in zip(rows, scores, strict=True)
         ]
 
-    def _nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of each query's `k` nearest passages by the vector index
-        (exact or approximate, see `index_kind`), best first; row -1 pads."""
-        scores, keys = self.vector_index.search(queries, k)
+    def _nearest(
+        self, queries: np.ndarray, k: int, where: Mapping[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of each query's `k` nearest passages by the backend (FAISS,
+        exact or approximate, see `index_kind`; or Milvus), best first; row -1 pads,
+        and stands for a key this index does not hold (a Milvus collection another
+        process has changed since this index was loaded)."""
+        scores, keys = self.backend.search(queries, k, where)
         at = np.searchsorted(self._sorted_keys, keys).clip(0, len(self) - 1)
-        return scores, np.where(keys >= 0, self._key_order[at], -1)
+        known = (keys >= 0) & (self._sorted_keys[at] == keys)
+        return scores, np.where(known, self._key_order[at], -1)
 
     def _search(
-        self, question: str, vector: np.ndarray | None, k: int, mode: str, rows: np.ndarray | None
+        self,
+        question: str,
+        vector: np.ndarray | None,
+        k: int,
+        mode: str,
+        rows: np.ndarray | None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
-        if mode == "hybrid" and rows is None and vector is not None and not self.vector_index.exact:
+        if mode == "hybrid" and rows is None and vector is not None and not self.exact:
             candidates, scores = self._hybrid_candidates(question, vector, k)
         elif (
-            mode == "dense" and rows is None and vector is not None and not self.vector_index.exact
+            mode == "dense"
+            and (rows is None or self.store is not None)
+            and vector is not None
+            and not self.exact
         ):
             # An approximate index spares scoring every passage: its nearest ones
             # (room for folding duplicates) are scored exactly, the rest not at all.
-            _, nearest = self._nearest(vector[None, :], min(len(self), 10 * k + 10))
+            # Milvus applies `where` itself, so it returns min(k, matches) of those.
+            c = min(len(self) if rows is None else len(rows), 10 * k + 10)
+            _, nearest = self._nearest(vector[None, :], max(c, 1), where)
             candidates = nearest[0][nearest[0] >= 0]
             scores = self.vectors[candidates] @ vector
         else:
@@ -364,6 +409,10 @@ class Index:
                 sentences[has] = np.maximum.reduceat(sims, (np.cumsum(counts) - counts)[has])
         fused = fuse(dense, lexical[rows], sentences, method=self.fusion, weight=self.weight)
         return rows, fused
+
+    def _where_rows_of(self, where: Mapping[str, Any]) -> np.ndarray:
+        rows = self._where_rows(where)
+        return np.arange(len(self)) if rows is None else rows
 
     def _where_rows(self, where: Mapping[str, Any] | None) -> np.ndarray | None:
         """Rows of the passages of the documents that `where` selects (None: all)."""
@@ -536,6 +585,9 @@ class Index:
         result = self._assemble(documents, {d.id for d in changed}, new, vectors, sentences)
         if self.path is not None:
             result.save(self.path, expect=self.saved_as)
+        if result.store is not None:
+            # after the save: only the process whose save won writes to Milvus
+            result._sync_store(self, progress)
         encoded = len(vectors) + (0 if sentences is None else len(sentences))
         result.changes = Changes(
             added=tuple(d.id for d in changed if d.id not in self.documents),
@@ -597,6 +649,7 @@ class Index:
             vector_params=self.vector_params,
             vector_index=self._changed_vector_index(all_vectors, all_keys, vectors, keys),
             sentence_counts=sentence_counts,
+            milvus=self.store,
         )
 
     def _changed_vector_index(
@@ -609,7 +662,7 @@ class Index:
         the size now calls for another kind. Retrain with `semantic-qa index --force`."""
         vi = self.vector_index
         kind = choose_kind(len(keys), self.index_kind, self.vector_params)
-        if vi.exact or not vi.removable or kind != vi.kind:
+        if self.store is not None or vi.exact or not vi.removable or kind != vi.kind:
             return None
         changed = VectorIndex(
             vi.kind, faiss.clone_index(vi.faiss_index), dict(vi.search_params), None,
@@ -622,6 +675,32 @@ class Index:
             changed.add(new_vectors, new_keys)
         tune_vectors(changed, vectors, keys, self.vector_params)
         return changed
+
+    def _sync_store(self, previous: Index | None, progress: bool | None = None) -> None:
+        """Bring the Milvus collection in line with this index: from `previous` (the
+        index it was made from) add the new passages and remove the gone ones; when
+        the collection did not hold `previous` exactly (an interrupted write), or
+        there is no `previous`, compare every key (`qa.backend.reconcile`)."""
+        assert self.store is not None
+        milvus = self.store.store
+        if previous is not None and milvus.synced() == (previous.saved_as or ""):
+            new = np.flatnonzero(~np.isin(self.keys, previous.keys))
+            if len(new):
+                self.store.add(self.keys[new], self.vectors[new], self._rows(new.tolist()))
+            self.store.remove(np.setdiff1d(previous.keys, self.keys))
+        else:
+            reconcile(
+                self.store, self.keys, self.vectors, self._rows, self.next_key, progress=progress
+            )
+        milvus.set_synced(self.saved_as or "")
+
+    def _rows(self, positions: Iterable[int]) -> list[Any]:
+        """What Milvus keeps of the passages at `positions` (`qa.milvus.Row`)."""
+        from .milvus import Row
+
+        return [
+            Row.of(self.passages[i], self.documents[self.passages[i].doc_id]) for i in positions
+        ]
 
     def _embedder(self) -> Encoder:
         """The encoder for passage and sentence texts: through the cache when there is one."""
@@ -660,7 +739,10 @@ class Index:
             "split": asdict(self.settings),
             "index_kind": self.index_kind,
             "vector_params": asdict(self.vector_params),
-            "vector_index": self.vector_index.describe(),
+            "vector_index": self.vector_index.describe()
+            if self.store is None
+            else self.store.describe(),
+            **({} if self.store is None else {"store": self.store.location()}),
         }
 
 
@@ -676,6 +758,8 @@ def build_index(
     cache: EmbeddingCache | bool | None = None,
     index_kind: str = "auto",
     vector_params: VectorParams | None = None,
+    store: str | None = None,
+    collection: str | None = None,
 ) -> Index:
     """Load articles, split them into passages, embed them and index them; save the
     index to `path` when given. `sources`: files, folders or `Document`s.
@@ -685,8 +769,14 @@ def build_index(
     one, False for none; by default saved indexes use the default cache
     ($SEMANTIC_QA_CACHE) and in-memory ones (evaluation, benchmarks) none.
     `index_kind`: the FAISS index, "auto" (exact below `qa.vectors.FLAT_BELOW`
-    passages, approximate above) or one of `qa.vectors.KINDS`; `vector_params` tunes it."""
+    passages, approximate above) or one of `qa.vectors.KINDS`; `vector_params` tunes it.
+    `store`: keep the passage vectors in Milvus instead (``milvus://host:19530`` or a
+    milvus-lite ``.db`` file; see `qa.backend`), in `collection` (default: named
+    after `path`)."""
     encoder = _encoder(model)
+    backend = None
+    if store is not None:
+        backend = open_backend(store, collection, encoder.name, encoder.dimension, index_path=path)
     settings = settings or SplitSettings()
     docs = load_documents(sources, skip_bad=skip_bad)
     if not docs:
@@ -717,9 +807,12 @@ def build_index(
         cache=cached,
         index_kind=index_kind,
         vector_params=vector_params,
+        milvus=backend,
     )
     if path is not None:
         index.save(path)
+    if backend is not None:
+        index._sync_store(None, progress)
     fresh = len(vectors) + (0 if sentence_vectors is None else len(sentence_vectors))
     index.changes = Changes(
         added=tuple(documents),
@@ -775,6 +868,7 @@ def load_index(
             vector_index = VectorIndex.from_bytes(stored.vector_index, manifest["vector_index"])
     except (TypeError, KeyError, InvalidInputError) as err:
         raise IndexCorruptError(f"{path}: unusable vector index settings ({err})") from err
+    backend = _stored_backend(path, manifest, encoder)
     try:
         index = Index(
             encoder,
@@ -792,13 +886,82 @@ def load_index(
             vector_params=vector_params,
             vector_index=vector_index,
             sentence_counts=stored.sentence_counts,
+            milvus=backend,
         )
     except ValueError as err:
         raise IndexCorruptError(
             f"{path}: {err}: rebuild it with: semantic-qa index ARTICLES... --out {path}"
         ) from err
     index.saved_as = store.files_identity(manifest)
+    if backend is not None and (
+        backend.store.synced() != index.saved_as or backend.count() != len(index)
+    ):
+        log.warning(
+            "%s: Milvus collection %s at %s does not hold exactly this index's passages (a "
+            "write to it was interrupted, or another index wrote there): run `semantic-qa "
+            "migrate --from %s --to %s` to bring it in line",
+            path,
+            backend.collection,
+            backend.uri,
+            path,
+            backend.uri,
+        )
     return index
+
+
+def migrate(
+    source: str | Path,
+    to: str,
+    *,
+    collection: str | None = None,
+    model: str | Encoder | None = None,
+    progress: bool | None = None,
+) -> Index:
+    """Move the passage vectors of the saved index `source` into Milvus (`to`:
+    ``milvus://host:19530`` or a milvus-lite ``.db`` file), in `collection` (default:
+    named after the folder), and record that in its manifest: the stored vectors go
+    as they are, nothing is encoded. Batched, with a progress bar, and resumable: a
+    rerun after an interruption skips what the collection holds already. Also brings
+    a Milvus index's collection back in line after an interrupted write.
+
+    >>> qa.migrate("data/index", "milvus://127.0.0.1:19530")  # doctest: +SKIP
+    """
+    index = load_index(source, model=model)
+    backend = open_backend(
+        to, collection, index.encoder.name, index.encoder.dimension, index_path=source
+    )
+    moved = copy.copy(index)
+    moved.store = backend
+    moved.vector_index = build_vectors(
+        np.zeros((0, index.encoder.dimension), np.float32), np.zeros(0, np.int64), "flat"
+    )
+    if index.store is None or index.store.location() != backend.location():
+        moved.save(source, expect=index.saved_as)
+    moved._sync_store(None, progress)
+    return moved
+
+
+def _stored_backend(path: str | Path, manifest: dict[str, Any], encoder: Encoder) -> Any:
+    """The backend the manifest's ``store`` names (None: FAISS, in the folder)."""
+    where = manifest.get("store")
+    if where is None:
+        return None
+    if not isinstance(where, dict) or where.get("backend") != "milvus":
+        raise IndexCorruptError(f"{path}: unknown vector store in manifest: {where!r:.100}")
+    try:
+        return open_backend(
+            str(where["uri"]),
+            str(where["collection"]),
+            encoder.name,
+            encoder.dimension,
+            create=False,
+        )
+    except IndexNotFoundError as err:
+        raise IndexNotFoundError(
+            f"{path} keeps its vectors in Milvus, which answered: {err}; if the collection "
+            f"is gone, put them back with: semantic-qa migrate --from {path} --to "
+            f"{where['uri']} --collection {where['collection']}"
+        ) from err
 
 
 def encode_sentences(

@@ -18,6 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import qa
 
+from .milvus_server import milvus_server, private_network, unpack
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLES = ROOT / "data" / "articles"
 SHARED = ROOT.parent / "shared"
@@ -105,3 +107,27 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> qa.I
     """The bundled articles indexed with the real packaged model."""
     path = tmp_path_factory.mktemp("sample") / "index"
     return qa.build_index([ARTICLES], path, model=real_encoder)
+
+
+@pytest.fixture(scope="session")
+def server_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A real Milvus server for the whole session, on a fresh data folder."""
+    if not private_network():
+        message = (
+            "the Milvus server tests run inside a private network namespace: run `make "
+            "test` (it uses unshare -n), or `unshare -n sh -c 'ip link set lo up && "
+            ".venv/bin/pytest tests/test_milvus.py'` as root"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # the unpacked binaries are kept between sessions in pytest's cache folder
+    cache = request.config.cache
+    folder = (
+        Path(cache.mkdir("milvus-server-2.3.5"))
+        if cache is not None
+        else tmp_path_factory.mktemp("milvus-bin")
+    )
+    binaries = unpack(folder)
+    with milvus_server(tmp_path_factory.mktemp("milvus-server"), binaries) as uri:
+        yield uri

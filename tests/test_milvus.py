@@ -21,7 +21,6 @@ from qa import vectors as qa_vectors
 from qa.milvus import MilvusStore, Params, Row, filter_expression, quote
 
 from .conftest import SHARED
-from .milvus_server import milvus_server, private_network, unpack
 
 MilvusException = pytest.importorskip(
     "pymilvus", reason="the Milvus extra: pip install -e '.[milvus]'"
@@ -33,30 +32,6 @@ _names = itertools.count()
 
 
 # ---- backends -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def server_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A real Milvus server for the whole session, on a fresh data folder."""
-    if not private_network():
-        message = (
-            "the Milvus server tests run inside a private network namespace: run `make "
-            "test` (it uses unshare -n), or `unshare -n sh -c 'ip link set lo up && "
-            ".venv/bin/pytest tests/test_milvus.py'` as root"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    # the unpacked binaries are kept between sessions in pytest's cache folder
-    cache = request.config.cache
-    folder = (
-        Path(cache.mkdir("milvus-server-2.3.5"))
-        if cache is not None
-        else tmp_path_factory.mktemp("milvus-bin")
-    )
-    binaries = unpack(folder)
-    with milvus_server(tmp_path_factory.mktemp("milvus-server"), binaries) as uri:
-        yield uri
 
 
 @pytest.fixture(scope="session")
