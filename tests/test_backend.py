@@ -335,7 +335,17 @@ def test_cli_index_ask_info_verify_migrate(milvus: dict[str, Any], tmp_path: Pat
     assert "(none encoded)" in capsys.readouterr().out
     moved = qa.load_index(faiss_out)
     assert_store_holds(moved)
-    drop(uri, collection + "_m")
+    # `index --store` on a FAISS index moves it over, then brings it up to date
+    again = tmp_path / "again"
+    assert main(["index", str(ARTICLES), "--out", str(again)]) == 0
+    articles = [p for p in sorted(ARTICLES.iterdir()) if p.is_file()][:4]
+    store = ["--store", uri, "--collection", collection + "_i"]
+    assert main(["index", *map(str, articles), "--out", str(again), *store]) == 0
+    output = capsys.readouterr().out
+    assert f"moving its vectors to {client_uri(uri)[1]}" in output
+    assert "0 added, 0 updated, 1 removed, 4 unchanged documents" in output
+    assert_store_holds(qa.load_index(again))
+    drop(uri, collection + "_m", collection + "_i")
 
 
 # ---- real passages, real model: the same results as exact FAISS ---------------------------
@@ -394,7 +404,7 @@ SQUAD_ARTICLES = (
 
 @pytest.fixture(scope="module")
 def squad(real_encoder, tmp_path_factory: pytest.TempPathFactory):
-    """Six SQuAD-dev articles (FAISS, exact) and 8 of each one's questions."""
+    """Six SQuAD-dev articles (FAISS, exact) and 5 of each one's questions."""
     folder = SHARED / "data" / "squad-dev"
     lines = (folder / "articles.jsonl").read_text("utf-8").splitlines()
     docs = [
@@ -407,7 +417,7 @@ def squad(real_encoder, tmp_path_factory: pytest.TempPathFactory):
     questions: dict[str, list[str]] = {}
     for line in (folder / "questions.jsonl").read_text("utf-8").splitlines():
         q = json.loads(line)
-        if q["article_id"] in SQUAD_ARTICLES and len(questions.setdefault(q["article_id"], [])) < 8:
+        if q["article_id"] in SQUAD_ARTICLES and len(questions.setdefault(q["article_id"], [])) < 5:
             questions[q["article_id"]].append(q["question"])
     return docs, index, [q for qs in questions.values() for q in qs]
 
@@ -415,7 +425,7 @@ def squad(real_encoder, tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.model
 def test_squad_sample_same_results_as_exact_faiss(milvus: dict[str, Any], squad, tmp_path: Path):
     docs, exact, questions = squad
-    assert len(docs) == 6 and len(questions) == 48 and len(exact) > 110
+    assert len(docs) == 6 and len(questions) == 30 and len(exact) > 110
     index = qa.build_index(docs, tmp_path / "idx", model=exact.encoder, sentences=False, **milvus)
     exhaustive = qa.VectorParams(flat_below=0, nlist=4, nprobe=4)
     ivf = qa.build_index(
