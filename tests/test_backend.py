@@ -211,6 +211,16 @@ def test_filters_with_quotes_and_operators_stay_literal(
     # min(k, matches): two articles' passages, k larger than that
     hits = index.search("river", k=50, mode="dense", where={"n": [0, 4]})
     assert len(hits) == sum(p.doc_id in ("d0", "d4") for p in index.passages)
+    # the backend on its own: a filter selects exactly those passages' keys, best first
+    query = fake.encode_queries(["river long"])
+    scores, keys = index.backend.search(query, 50, where={"tag": [HOSTILE[1], HOSTILE[3]]})
+    wanted = keys_of(index, "d1") | keys_of(index, "d3")
+    assert set(keys[0][keys[0] >= 0].tolist()) == wanted
+    found = scores[0][keys[0] >= 0]
+    assert (np.diff(found) <= TIE).all() and len(found) == len(wanted)
+    info = index.backend.info()
+    assert info["backend"] == ("milvus" if index.store else "faiss")
+    assert info["count"] == index.backend.count() == len(index)
 
 
 def test_another_model_is_a_clear_error(backend: dict[str, Any], tmp_path: Path):
