@@ -391,7 +391,6 @@ def measure_milvus(
 
 
 def milvus_rows(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
-    sys.path.insert(0, str(ROOT))
     from qa.milvus import MilvusStore
     from tests.milvus_server import milvus_server, unpack
 
@@ -618,6 +617,16 @@ def main() -> int:
         n, kind = int(args.serve_child[0]), args.serve_child[1]
         print(json.dumps(faiss_serve_child(n, kind, args)))
         return 0
+    if not args.skip_milvus:
+        from tests.milvus_server import private_network
+
+        if not private_network():  # say so now, not after the FAISS half
+            log(
+                "the Milvus server listens on every interface: run this inside a private "
+                "network namespace: unshare -n sh -c 'ip link set lo up && exec "
+                ".venv/bin/python benchmarks/milvus.py' (or --skip-milvus)"
+            )
+            return 2
     n = args.passages
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     log(f"{n} passages; {versions()}; load average {os.getloadavg()}")
