@@ -58,6 +58,28 @@ def test_flat_is_exact(data, built):
     assert built["flat"].recall is None and built["flat"].exact
 
 
+def test_concurrent_single_queries_give_sequential_results(built):
+    """A single query runs on one OpenMP thread, set per calling thread: searches in
+    several threads at once neither wait on each other nor change the caller's count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import faiss
+
+    queries = clustered(64, 2)
+    expected = {kind: index.search(queries, 10)[1] for kind, index in built.items()}
+    before = faiss.omp_get_max_threads()
+
+    def one(job: tuple[str, int]) -> tuple[str, int, np.ndarray]:
+        kind, i = job
+        return kind, i, built[kind].search(queries[i : i + 1], 10)[1][0]
+
+    jobs = [(kind, i) for kind in built for i in range(len(queries))]
+    with ThreadPoolExecutor(8) as pool:
+        for kind, i, found in pool.map(one, jobs):
+            assert (found == expected[kind][i]).all(), (kind, i)
+    assert faiss.omp_get_max_threads() == before
+
+
 @pytest.mark.parametrize("kind", APPROXIMATE)
 def test_approximate_meets_target_recall_on_fresh_queries(data, built, kind):
     x, ids = data
