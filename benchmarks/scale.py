@@ -6,6 +6,10 @@
     python benchmarks/scale.py --index-load 100000  # load time and RSS of a whole qa.Index
     python benchmarks/scale.py --serve-child 1000000 ivf --backend onnx-int8
                                                     # re-measure one built index
+    python benchmarks/scale.py --storage 10000 100000 1000000 --baseline /tmp/v3
+                                                    # save/load/RSS of whole saved indexes,
+                                                    # this code vs the code in /tmp/v3
+                                                    # (git worktree add /tmp/v3 COMMIT)
 
 Each (size, kind) is built in one process and saved under /tmp/semantic-qa-scale/,
 then loaded and measured in a fresh one (RSS: what loading it added), one question
@@ -32,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# SCALE_CODE: the checkout whose qa to measure (--storage's baseline), default this one
+sys.path.insert(0, os.environ.get("SCALE_CODE") or str(Path(__file__).resolve().parent.parent))
 
 from qa import vectors as vectors_mod
 from qa.answers import sentence_bounds
@@ -106,10 +111,11 @@ def truth_for(n: int, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return truth
 
 
-def rss_mib() -> float:
-    """Resident memory now (not the peak): what serving holds."""
+def rss_mib(field: str = "VmRSS") -> float:
+    """Resident memory now (not the peak): what serving holds. `field`: VmRSS (all),
+    RssAnon (the process's own memory) or RssFile (mapped files' pages it touched)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -250,13 +256,15 @@ def base_texts(data: Path = DATA) -> list[str]:
     return paragraphs + [p[s:e] for p in paragraphs for s, e in sentence_bounds(p)]
 
 
-def synthetic_index(n: int, encoder: object) -> object:
+def synthetic_index(n: int, encoder: object, sentences: bool = False) -> object:
     """A whole `qa.Index` of `n` passages for hybrid search at scale: the vectors of
     `synthesize`, each passage's text the SQuAD-dev paragraph or sentence its vector
     is mainly made of with 15% of its words dropped at random (so texts vary like
     the vectors do and BM25 has realistic postings), the saved IVF index of
     `build_child`, BM25 over the texts (cached), no sentence vectors (5M of them would
-    not fit next to the other jobs here)."""
+    not fit next to the other jobs here) unless `sentences`: then as many per passage as
+    its source text has sentences (1.66 on average), each a copy of the passage's
+    vector (what is stored matters here, not what it means)."""
     import bm25s
 
     import qa
@@ -301,12 +309,142 @@ def synthetic_index(n: int, encoder: object) -> object:
     built = json.loads(described.read_text())
     vi = vectors_mod.VectorIndex.from_bytes(np.fromfile(file, dtype=np.uint8), built["description"])
     started = time.perf_counter()
+    sentence_vectors = counts = None
+    if sentences:
+        counts = np.asarray([len(sentence_bounds(t)) for t in texts], dtype=np.int64)[sources]
+        sentence_vectors = vectors[np.repeat(np.arange(n), counts)]
     index = qa.Index(
         encoder, passages, vectors, documents, qa.SplitSettings(),
         lexical=LexicalIndex(bm25, n), index_kind="ivf", vector_index=vi,
+        sentence_vectors=sentence_vectors, sentence_counts=counts,
     )  # fmt: skip
     log(f"qa.Index over {n} in {time.perf_counter() - started:.0f} s")
     return index
+
+
+def storage_save_child(n: int) -> dict:
+    """Build the synthetic `n`-passage index (with sentence vectors) in memory and
+    save it with the code under measurement (SCALE_CODE): the save half of --storage."""
+    import qa
+    from embeddings import load_encoder
+
+    path = CACHE / f"storage-{n}-{_code_name()}"
+    index = synthetic_index(n, load_encoder(backend="onnx-int8"), sentences=True)
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    started = time.perf_counter()
+    index.save(path)
+    save_s = time.perf_counter() - started
+    manifest = json.loads((path / "manifest.json").read_text())
+    return {
+        "n": n,
+        "format": manifest["format_version"],
+        "save_s": save_s,
+        "disk_mib": sum(f.stat().st_size for f in path.iterdir()) / 2**20,
+        "sentences": manifest["sentences"],
+        "code": qa.__file__,
+    }
+
+
+def storage_load_child(n: int, questions: int) -> dict:
+    """In a fresh process: load the index `storage_save_child` saved (the encoder
+    loaded first, so the RSS growth is the index's), then answer `questions` hybrid
+    questions one at a time (RSS while serving), then check every file's checksum as
+    `semantic-qa verify` does (v4) or as every v3 load did."""
+    import faiss
+
+    import qa
+    from embeddings import load_encoder
+    from qa import store
+
+    faiss.omp_set_num_threads(1)
+    path = CACHE / f"storage-{n}-{_code_name()}"
+    encoder = load_encoder(backend="onnx-int8")
+    _, _, texts = real_vectors()
+    encoder.encode_queries(texts[:2])
+    import gc
+
+    gc.collect()
+    before = {f: rss_mib(f) for f in ("VmRSS", "RssAnon", "RssFile")}
+    started = time.perf_counter()
+    index = qa.load_index(path, model=encoder, cache=False)
+    load_s = time.perf_counter() - started
+    loaded = {f: rss_mib(f) - before[f] for f in before}
+    times = []
+    for text in texts[:questions]:
+        started = time.perf_counter()
+        index.search(text, k=5)
+        times.append((time.perf_counter() - started) * 1000)
+    serving = {f: rss_mib(f) - before[f] for f in before}
+    vector_bytes = index.vectors.nbytes + (
+        0 if index.sentence_vectors is None else index.sentence_vectors.nbytes
+    )
+    started = time.perf_counter()
+    if hasattr(store, "check_files"):
+        problems = store.check_files(path)
+        assert not problems, problems
+    checksum_s = time.perf_counter() - started
+    return {
+        "n": n,
+        "load_s": load_s,
+        "rss_loaded_mib": loaded,
+        "rss_serving_mib": serving,
+        "hybrid_ms": percentiles(times),
+        "questions": questions,
+        "passage_vectors_mib": index.vectors.nbytes / 2**20,
+        "vector_mib": vector_bytes / 2**20,
+        "checksum_all_s": checksum_s,
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def _code_name() -> str:
+    return os.environ.get("SCALE_NAME", "current")
+
+
+def storage_rows(
+    sizes: list[int], baseline: Path | None, questions: int, code: Path | None = None
+) -> str:
+    """--storage: each size saved and loaded by the baseline code and by this code (or
+    the checkout `code`), in that order, one process each (the saved index is deleted
+    after its row)."""
+    import shutil
+
+    lines = [
+        "| passages | code (format) | save s | on disk MiB | load s | RSS after load MiB "
+        "(anon + file) | RSS after N questions MiB (anon + file) | vectors MiB (passage + "
+        "sentence) | RSS / vectors | hybrid p50 / p95 ms | checksum every file s | load avg |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        for name, checkout in [("baseline", baseline), ("current", code)]:
+            if name == "baseline" and checkout is None:
+                continue
+            env = {**os.environ, "SCALE_NAME": name}
+            if checkout is not None:
+                env["SCALE_CODE"] = str(checkout)
+            saved = run_child("--storage-save-child", str(n), env=env)
+            log(f"{n} {name}: saved {saved}")
+            row = run_child("--storage-load-child", str(n), "--questions", str(questions), env=env)
+            log(f"{n} {name}: loaded {row}")
+            shutil.rmtree(CACHE / f"storage-{n}-{name}", ignore_errors=True)
+            with (CACHE / "storage.jsonl").open("a") as f:
+                f.write(json.dumps({"saved": saved, "loaded": row}) + "\n")
+            a, s = row["rss_loaded_mib"], row["rss_serving_mib"]
+            lines.append(
+                f"| {n:,} | {name} (v{saved['format']}) | {saved['save_s']:.1f} "
+                f"| {saved['disk_mib']:,.0f} | {row['load_s']:.2f} "
+                f"| {a['VmRSS']:,.0f} ({a['RssAnon']:,.0f} + {a['RssFile']:,.0f}) "
+                f"| {s['VmRSS']:,.0f} ({s['RssAnon']:,.0f} + {s['RssFile']:,.0f}) "
+                f"| {row['vector_mib']:,.0f} ({row['passage_vectors_mib']:,.0f} + "
+                f"{row['vector_mib'] - row['passage_vectors_mib']:,.0f}) "
+                f"| {s['VmRSS'] / row['vector_mib']:.2f} "
+                f"| {row['hybrid_ms'][0]:.1f} / {row['hybrid_ms'][1]:.1f} "
+                f"| {row['checksum_all_s']:.1f} | {row['load_average']:.1f} |"
+            )
+            log(lines[-1])
+    return "\n".join(lines)
 
 
 def hybrid_child(n: int, latency_questions: int, backends: str, exact_questions: int) -> dict:
@@ -421,9 +559,9 @@ def hybrid_quality(data: Path = DATA, k: int = 10) -> str:
     return "\n".join(lines)
 
 
-def run_child(*args: str) -> dict:
+def run_child(*args: str, env: dict[str, str] | None = None) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True, env=env
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -455,7 +593,23 @@ def main() -> int:
         "--hybrid", type=int, nargs="+", metavar="N", help="hybrid vs dense through qa.Index"
     )
     ap.add_argument("--exact-questions", type=int, default=20, help="for hybrid over all")
+    ap.add_argument(
+        "--storage", type=int, nargs="+", metavar="N", help="save/load/RSS of saved indexes"
+    )
+    ap.add_argument("--baseline", type=Path, help="--storage: a checkout to measure first")
+    ap.add_argument("--code", type=Path, help="--storage: the checkout to measure (default: this)")
+    ap.add_argument("--storage-save-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--storage-load-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.storage:
+        print(storage_rows(args.storage, args.baseline, args.latency_questions, args.code))
+        return 0
+    if args.storage_save_child:
+        print(json.dumps(storage_save_child(args.storage_save_child)))
+        return 0
+    if args.storage_load_child:
+        print(json.dumps(storage_load_child(args.storage_load_child, args.questions)))
+        return 0
     if args.hybrid:
         for n in args.hybrid:
             row = hybrid_child(n, args.latency_questions, args.backend, args.exact_questions)
