@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import IndexWriteError, InvalidInputError, QAError
+from .errors import IndexCorruptError, IndexWriteError, InvalidInputError, QAError
 
 log = logging.getLogger("qa")
 
@@ -235,6 +235,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out, cache = Path(args.out), False if args.no_cache else None
     docs = load_documents(args.paths, skip_bad=args.skip_bad)
+    if not args.force and _upgrade(out):
+        print(f"{args.out}: converted from index format 3 to 4 (nothing embedded again)")
     # --store names where the vectors go; without it an index keeps the store it has
     wanted, recorded = _wanted_store(args, out), _recorded_store(out)
     moving = wanted is not None and wanted != recorded
@@ -291,6 +293,17 @@ def _wanted_store(args: argparse.Namespace, out: Path) -> dict[str, str] | None:
             raise InvalidInputError("--collection goes with --store milvus://HOST:19530")
         return None
     return location(args.store, args.collection, out)
+
+
+def _upgrade(out: Path) -> bool:
+    """An index of the previous format at `out` rewritten in this one (see
+    `store.upgrade`); False when there was none to convert."""
+    from . import store
+
+    try:
+        return store.upgrade(out)
+    except IndexCorruptError:  # a damaged old index: rebuilt below, as any broken one
+        return False
 
 
 def _recorded_store(out: Path) -> dict[str, str] | None:

@@ -140,7 +140,7 @@ def save(
     *,
     keys: np.ndarray | None = None,
     next_key: int | None = None,
-    vector_index: bytes | np.ndarray | None = None,
+    vector_index: bytes | np.ndarray | mmap.mmap | None = None,
     sentence_counts: np.ndarray | None = None,
     expect: str | None = None,
 ) -> dict[str, Any]:
@@ -400,6 +400,56 @@ def _map(file: Path) -> bytes | mmap.mmap:
         if os.fstat(f.fileno()).st_size == 0:
             return b""
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def upgrade(path: str | Path) -> bool:
+    """Rewrite an index of format version 3 in this version, in place: the same
+    passages, keys, vectors and BM25, nothing embedded again (a rebuild of a large
+    index would encode every passage). False, and nothing done, for any other index.
+    Every file is checked against its checksum first; a damaged one raises
+    `IndexCorruptError`."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return False
+    if manifest.get("format_version") != 3 or not isinstance(manifest.get("files"), dict):
+        return False
+    files = {part: _checked(path, manifest, part, True) for part in manifest["files"]}
+    how = f"rebuild it with: semantic-qa index ARTICLES... --out {path} --force"
+    try:
+        rows = _jsonl_rows(_read(files["passages"]))
+        keys = np.fromiter((row.pop("key") for row in rows), dtype=np.int64, count=len(rows))
+        passages = [Passage(**row) for row in rows]
+        documents = [DocumentInfo(**r) for r in _jsonl_rows(_read(files["documents"]))]
+        lexical = {part: _read(files[part]) for part in LEXICAL_PARTS}
+        vectors = np.load(files["vectors"], mmap_mode="r", allow_pickle=False)
+        sentence_vectors = counts = None
+        if "sentence-vectors" in files:
+            sentence_vectors = np.load(files["sentence-vectors"], mmap_mode="r", allow_pickle=False)
+        if "sentence-counts" in files:
+            counts = np.load(files["sentence-counts"], allow_pickle=False)
+    except (ValueError, TypeError, KeyError, OverflowError, OSError) as err:
+        raise IndexCorruptError(f"{path}: index files do not parse ({err}): {how}") from err
+    # what `save` writes anew; the rest (model, dimension, split, vector index...) stays
+    anew = ("format", "format_version", "documents", "passages", "sentences", "next_key")
+    info = {k: v for k, v in manifest.items() if k not in (*anew, "files", "created")}
+    save(
+        path,
+        vectors,
+        passages,
+        documents,
+        info,
+        lexical,
+        sentence_vectors,
+        keys=keys,
+        next_key=manifest["next_key"],
+        vector_index=_map(files["vector-index"]) if "vector-index" in files else None,
+        sentence_counts=counts,
+    )
+    return True
 
 
 def next_key_of(path: str | Path) -> int:

@@ -174,12 +174,11 @@ def test_old_format_version_says_rebuild(tmp_path: Path, fake: FakeEncoder) -> N
         qa.load_index(tmp_path / "idx", model=fake)
 
 
-def test_index_command_rebuilds_a_format_3_index_keeping_its_keys(
+def test_index_command_rebuilds_a_damaged_format_3_index_keeping_its_keys(
     tmp_path: Path, cli_fake: FakeEncoder, capsys
 ) -> None:
-    """`semantic-qa index` (so `make run`) over an index of format version 3 (passages
-    as JSON Lines) rebuilds it, handing out keys after the old ones, and removes the
-    old version's files."""
+    """A format 3 index that cannot be converted (its manifest names no passages file)
+    is rebuilt, handing out keys after the old ones, and the old version's files go."""
     articles, path = tmp_path / "articles", tmp_path / "idx"
     _write(articles, TINY)
     args = ["index", str(articles), "--out", str(path), "--model", "fake-bow"]
@@ -195,6 +194,52 @@ def test_index_command_rebuilds_a_format_3_index_keeping_its_keys(
     assert "format version 3, this semantic-qa reads version 4" in capsys.readouterr().out
     index = qa.load_index(path, model=cli_fake)
     assert index.keys.tolist() == list(range(40, 40 + len(index)))
+    assert not list(path.glob("passages-*.jsonl")) and verify(path, model=cli_fake).ok
+
+
+def _as_format_3(path: Path) -> None:
+    """Rewrite the index at `path` as format 3 wrote it: the passages as JSON Lines
+    (key, id, doc_id, start, end, text), the other files as they are."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    index_passages = [json.loads(json.dumps(p.__dict__)) for p in qa.load_index(path).passages]
+    table = np.load(path / manifest["files"]["passages"]["name"], allow_pickle=False)
+    for part in ("passages", "passage-texts", "passage-ids"):
+        (path / manifest["files"].pop(part)["name"]).unlink()
+    rows = [{"key": int(k), **p} for k, p in zip(table["key"], index_passages, strict=True)]
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"passages-{digest[:16]}.jsonl"
+    (path / name).write_bytes(data)
+    manifest["files"]["passages"] = {"name": name, "sha256": digest, "bytes": len(data)}
+    manifest["format_version"] = 3
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_index_command_converts_a_format_3_index_without_embedding(
+    tmp_path: Path, cli_fake: FakeEncoder, capsys
+) -> None:
+    """`semantic-qa index` (so `make run`) over an index of format version 3 rewrites
+    it in format 4 in place: same keys, same answers, nothing encoded again."""
+    articles, path = tmp_path / "articles", tmp_path / "idx"
+    _write(articles, TINY)
+    args = ["index", str(articles), "--out", str(path), "--model", "fake-bow"]
+    assert main([*args, "--no-cache"]) == 0
+    gone = f"{TINY[1].id}.md"
+    before = qa.load_index(path, model=cli_fake).remove(gone)  # keys 0, 2; next_key 3
+    _as_format_3(path)
+    with pytest.raises(qa.IndexFormatError, match="version 3, this semantic-qa reads version 4"):
+        qa.load_index(path, model=cli_fake)
+    (articles / gone).unlink()
+    capsys.readouterr()
+    assert main([*args, "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    assert "converted from index format 3 to 4 (nothing embedded again)" in printed
+    assert "up to date (2 documents)" in printed
+    after = qa.load_index(path, model=cli_fake)
+    assert after.keys.tolist() == before.keys.tolist() and after.next_key == before.next_key
+    assert after.passages == before.passages
+    np.testing.assert_array_equal(after.vectors, before.vectors)
+    assert after.search("Where do cats sleep?", k=2) == before.search("Where do cats sleep?", k=2)
     assert not list(path.glob("passages-*.jsonl")) and verify(path, model=cli_fake).ok
 
 
