@@ -66,6 +66,8 @@ NEAR_DUPLICATE = 0.8
 # Candidates from each side for hybrid search over an approximate vector index:
 # on SQuAD-dev re-ranking 50 or more of them ranks as scoring all (BENCHMARKS.md).
 CANDIDATES = 100
+# Passages whose sentences an index keeps split (for answer sentences) at most.
+SENTENCES_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -458,8 +460,20 @@ class Index:
     def _sentences_of(self, row: int) -> Sentences:
         sentences = self._sentences.get(row)
         if sentences is None:
+            if len(self._sentences) >= SENTENCES_KEPT:  # a server runs for months
+                self._sentences.clear()
             sentences = self._sentences[row] = Sentences.of(self.passages.text(row))
         return sentences
+
+    def passages_of(self, doc_id: str) -> list[Passage]:
+        """The passages of article `doc_id`, in article order (none for an unknown id):
+        its neighbours for a hit, without building every passage of a large index.
+
+        >>> [p.start for p in index.passages_of("cats.md")]  # doctest: +SKIP
+        [0, 412, 830]
+        """
+        rows = self._rows_of(doc_id)
+        return sorted((self.passages[int(r)] for r in rows), key=lambda p: p.start)
 
     def _hit(
         self,

@@ -93,3 +93,24 @@ def test_a_large_file_is_checked_by_size_on_load_and_by_checksum_in_verify(
         qa.IndexCorruptError, match=r"bytes, manifest says .*\(truncated or edited\)"
     ):
         qa.load_index(path, model=fake)
+
+
+def test_passages_of_an_article_in_article_order(fake: FakeEncoder) -> None:
+    index = qa.build_index(TINY, model=fake, settings=qa.SplitSettings(target_tokens=8))
+    for doc_id in index.documents:
+        expected = sorted((p for p in index.passages if p.doc_id == doc_id), key=lambda p: p.start)
+        assert index.passages_of(doc_id) == expected and expected
+    assert index.passages_of("no such article") == []
+
+
+def test_answer_sentences_kept_for_a_bounded_number_of_passages(
+    fake: FakeEncoder, monkeypatch
+) -> None:
+    index = qa.build_index(TINY, model=fake, settings=qa.SplitSettings(target_tokens=8))
+    questions = ["Where do cats sleep?", "rivers of Europe", "planets and stars", "cats purr"]
+    expected = [index.search(q, k=5) for q in questions]
+    monkeypatch.setattr("qa.index.SENTENCES_KEPT", 2)
+    capped = qa.Index(index.encoder, index.passages, index.vectors, index.documents,
+                      index.settings, sentence_vectors=index.sentence_vectors)  # fmt: skip
+    assert [capped.search(q, k=5) for q in questions] == expected
+    assert 0 < len(capped._sentences) <= 2
