@@ -22,7 +22,6 @@ import gradio as gr
 from embeddings.models import no_match_threshold
 from qa import Index, InvalidInputError, QAError, load_documents
 from qa.documents import SUPPORTED_SUFFIXES
-from qa.passages import Passage
 from qa.query import check_k
 
 from . import render
@@ -99,10 +98,6 @@ class LiveIndex:
         self.max_upload_mb = max_upload_mb
         self.max_upload_files = max_upload_files
         self._add_lock = threading.Lock()
-        self._neighbours: tuple[Index | None, tuple[dict[str, list[Passage]], dict[str, int]]] = (
-            None,
-            ({}, {}),
-        )
 
     @property
     def index(self) -> Index | None:
@@ -160,10 +155,10 @@ class LiveIndex:
     def context(self, index: Index, hit: dict[str, Any]) -> tuple[str, str]:
         """The article text just before and after a hit's passage: the neighbouring
         passages, cut where they overlap it (passages keep their place in the article)."""
-        passages, where = self._neighbours_of(index)
-        if hit["id"] not in where:
+        doc_passages = index.passages_of(hit["doc_id"])
+        at = next((i for i, p in enumerate(doc_passages) if p.id == hit["id"]), None)
+        if at is None:
             return "", ""
-        doc_passages, at = passages[hit["doc_id"]], where[hit["id"]]
         before = after = ""
         if at > 0:
             prev = doc_passages[at - 1]
@@ -175,22 +170,6 @@ class LiveIndex:
                 max(0, hit["end"] - nxt.start) :
             ]
         return before[-CONTEXT_CHARS:], after[:CONTEXT_CHARS]
-
-    def _neighbours_of(self, index: Index) -> tuple[dict[str, list[Passage]], dict[str, int]]:
-        """Each article's passages in article order, and each passage's place there;
-        computed once per index."""
-        stamp, cached = self._neighbours
-        if stamp is not index:
-            by_doc: dict[str, list[Passage]] = {}
-            for p in index.passages:
-                by_doc.setdefault(p.doc_id, []).append(p)
-            where: dict[str, int] = {}
-            for group in by_doc.values():
-                group.sort(key=lambda p: p.start)
-                where.update((p.id, i) for i, p in enumerate(group))
-            cached = (by_doc, where)
-            self._neighbours = (index, cached)
-        return cached
 
     def upload(self, files: list[str] | None, progress: Progress = _no_progress) -> str:
         """Add uploaded article files to the index. A bad file, a file over the size
