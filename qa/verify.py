@@ -5,7 +5,8 @@ file (loading checks only files up to `store.CHECKSUM_ON_LOAD`), passage keys, e
 passage's offsets and, where the article file is still there, its text against the
 article; vectors finite and of unit length; BM25 against the passages it should
 index; and a sample of passages (and sentences) re-encoded with the model, which
-must give back the stored vectors (cosine above `MIN_COSINE`).
+must give back the stored vectors (cosine above `MIN_COSINE`); for an index whose
+vectors live in Milvus, that its collection holds exactly the index's passage keys.
 
 >>> report = verify("data/index")          # doctest: +SKIP
 >>> report.ok, report.problems
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from .errors import QAError
 from .lexical import LexicalIndex
 from .passages import Passage
 from .store import DocumentInfo
+
+if TYPE_CHECKING:
+    from .index import Index
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +135,12 @@ def verify(
     if encoder is not None:
         facts.update(_check_sample(encoder, stored, sample, problems))
         try:  # everything else opening it builds or checks (vector index, sentences)
-            load_index(path, model=encoder, cache=False)
+            loaded = load_index(path, model=encoder, cache=False)
         except QAError as err:
             problems.append(f"the index does not open: {err}")
+        else:
+            if loaded.store is not None:
+                facts.update(_check_collection(loaded, path, problems))
     left = store.leftovers(path)
     if left:
         notes.append(
@@ -141,6 +148,24 @@ def verify(
             + ", ".join(left[:3])
         )
     return report()
+
+
+def _check_collection(index: Index, path: str | Path, problems: list[str]) -> dict[str, Any]:
+    """The Milvus collection of a Milvus-backed index holds exactly its passage keys."""
+    backend = index.store
+    assert backend is not None
+    held = set(backend.store.keys(index.next_key))
+    wanted = set(index.keys.tolist())
+    missing, extra = sorted(wanted - held), sorted(held - wanted)
+    if missing or extra:
+        problems.append(
+            f"Milvus collection {backend.collection} at {backend.uri} lacks {len(missing)} of "
+            f"the index's passages{f' (e.g. key {missing[0]})' if missing else ''} and holds "
+            f"{len(extra)} it does not{f' (e.g. key {extra[0]})' if extra else ''}: bring it "
+            f"in line with: semantic-qa migrate --from {path} --to {backend.uri} "
+            f"--collection {backend.collection}"
+        )
+    return {"milvus": {"uri": backend.uri, "collection": backend.collection, "count": len(held)}}
 
 
 def _check_passages(passages: Sequence[Passage], documents: dict[str, DocumentInfo]) -> list[str]:

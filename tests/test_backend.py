@@ -22,6 +22,7 @@ import qa
 from qa import backend as qa_backend
 from qa.cli import main
 from qa.milvus import MilvusStore, client_uri
+from qa.verify import verify
 
 from .conftest import ARTICLES, SHARED, TINY, FakeEncoder
 
@@ -305,6 +306,29 @@ def test_an_interrupted_write_is_noticed_and_repaired(
     smaller = loaded.remove(["space"])
     assert_store_holds(smaller)
     assert_same_results(smaller, qa.build_index([TINY[0], TINY[1], *MORE], model=fake))
+
+
+def test_verify_checks_the_collection_holds_the_index(
+    milvus: dict[str, Any], fake: FakeEncoder, tmp_path: Path
+):
+    path = tmp_path / "idx"
+    index = qa.build_index(TINY, path, model=fake, **milvus)
+    report = verify(path, model=fake, sample=2)
+    assert report.ok, report.problems
+    assert report.facts["milvus"]["count"] == len(index)
+    store = milvus_store(index)
+    gone = int(index.keys[0])
+    store.remove([gone])
+    store.add([index.next_key + 3], index.vectors[:1], index._rows([0]))
+    report = verify(path, model=fake, sample=2)
+    assert not report.ok
+    (problem,) = report.problems
+    assert f"lacks 1 of the index's passages (e.g. key {gone})" in problem
+    assert f"holds 1 it does not (e.g. key {index.next_key + 3})" in problem
+    assert f"semantic-qa migrate --from {path} --to " in problem
+    qa.migrate(path, milvus["store"], collection=milvus["collection"], model=fake)
+    report = verify(path, model=fake, sample=2)
+    assert report.ok, report.problems
 
 
 @pytest.mark.model
