@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,9 +23,28 @@ from .milvus_server import milvus_server, private_network, unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLES = ROOT / "data" / "articles"
-# The team's shared folder (SQuAD-dev, the reference scorer) sits beside the checkout;
-# a checkout elsewhere names it with SEMANTIC_QA_SHARED.
-SHARED = Path(os.environ.get("SEMANTIC_QA_SHARED") or ROOT.parent / "shared")
+
+
+def _shared() -> Path:
+    """The team's shared folder (SQuAD-dev, the reference scorer): $SEMANTIC_QA_SHARED,
+    else beside the checkout, else beside the local repository it was cloned from."""
+    if os.environ.get("SEMANTIC_QA_SHARED"):
+        return Path(os.environ["SEMANTIC_QA_SHARED"])
+    beside = ROOT.parent / "shared"
+    if beside.is_dir():
+        return beside
+    origin = subprocess.run(
+        ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        return Path(origin).resolve().parent / "shared"
+    return beside
+
+
+SHARED = _shared()
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
