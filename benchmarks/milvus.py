@@ -467,6 +467,31 @@ def milvus_rows(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
+def swapped(
+    common: dict[str, Any],
+    data_folder: Path,
+    index_files: float,
+    index_s: float,
+    load_s: float,
+) -> tuple[dict[str, Any], float]:
+    """The facts of a collection whose index was just swapped, and the MiB of index
+    files now on disk. The dropped index's files stay until the server's garbage
+    collection: the new index's are what the folder grew by."""
+    parts = disk_parts(data_folder)
+    log(f"  disk: {parts}")
+    now = parts.get("data/index_files", 0.0)
+    facts = {
+        **common,
+        "ingest_s": common["insert_s"] + index_s,
+        "index_s": index_s,
+        "load_s": load_s,
+        "disk_mib": folder_mib(data_folder, skip=("bin", "logs")),
+        "disk_parts": parts,
+        "index_mib": now - index_files,
+    }
+    return facts, now
+
+
 def other_indexes(
     client: Any,
     n: int,
@@ -495,37 +520,14 @@ def other_indexes(
         if got >= TARGET:
             break
         nprobe *= 2
-    parts = disk_parts(data_folder)
-    log(f"  disk: {parts}")
-    # the dropped index's files stay until the server's garbage collection: the new
-    # index's are what the folder grew by
-    sq8 = {
-        **common,
-        "ingest_s": common["insert_s"] + index_s,
-        "index_s": index_s,
-        "load_s": load_s,
-        "disk_mib": folder_mib(data_folder, skip=("bin", "logs")),
-        "disk_parts": parts,
-        "index_mib": parts.get("data/index_files", 0.0) - index_files,
-        "params": {"nlist": nlist, "nprobe": nprobe},
-    }
+    sq8, index_files = swapped(common, data_folder, index_files, index_s, load_s)
+    sq8["params"] = {"nlist": nlist, "nprobe": nprobe}
     search = raw_search(client, {"nprobe": nprobe}, "Bounded")
     out.append(measure_milvus("IVF_SQ8", "Bounded", search, queries, truth, args, sq8))
-    index_files = parts.get("data/index_files", 0.0)
     index_s = swap_index(client, "FLAT", {}, n)
     load_s = reload(client)
-    parts = disk_parts(data_folder)
-    log(f"  disk: {parts}")
-    flat = {
-        **common,
-        "ingest_s": common["insert_s"] + index_s,
-        "index_s": index_s,
-        "load_s": load_s,
-        "disk_mib": folder_mib(data_folder, skip=("bin", "logs")),
-        "disk_parts": parts,
-        "index_mib": parts.get("data/index_files", 0.0) - index_files,
-        "params": {},
-    }
+    flat, _ = swapped(common, data_folder, index_files, index_s, load_s)
+    flat["params"] = {}
     search = raw_search(client, {}, "Bounded")
     out.append(measure_milvus("FLAT", "Bounded", search, queries, truth, args, flat))
     return out
