@@ -63,8 +63,9 @@ _FURNITURE_WORDS = frozenset({
     "language", "select", "breadcrumb", "you", "are", "here", "next", "previous", "more",
 })  # fmt: skip
 _LETTERS = re.compile(r"[^\W\d_]+")
-# Separators of a breadcrumb trail or a language switch.
-_TRAIL = re.compile(r"\s*(?:>|›|»|/|\||·)\s*")
+# Separators of a breadcrumb trail ("Home > News", spaced: "a/b" and "<b>" are not)
+# or a language switch ("EN | RU").
+_TRAIL = re.compile(r"\s+[>›»/]\s+|\s*[|·]\s*")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
