@@ -42,13 +42,16 @@ _MONTH = re.compile(
 )
 # A capitalized word after the first of its sentence: a name, most of the time.
 _NAME = re.compile(r"(?<=\s)[A-ZÀ-Þ][\w'’-]+")
+_RAW_WORD = re.compile(r"\w+")
 _FINAL = re.compile(r"""[.!?:;]["'”’)\]]*$""")
 
 
 @dataclass(frozen=True)
 class Sentences:
     """The sentences of one passage: their spans, their distinct tokens, their tokens in
-    order, and what they hold (see `facts`)."""
+    order, and what they hold: a year, a number, a month (`marks`), no final
+    punctuation (`headings`, a title or a heading), capitalized words after the first
+    (`names`, lower-cased), and their length in tokens."""
 
     bounds: tuple[tuple[int, int], ...]
     tokens: tuple[frozenset[str], ...]
@@ -57,6 +60,10 @@ class Sentences:
     marks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     headings: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     names: tuple[frozenset[str], ...] = ()
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # the passage's distinct tokens, and its word 3-grams (near-duplicate passages)
+    vocabulary: frozenset[str] = frozenset()
+    shingles: frozenset[tuple[str, str, str]] = frozenset()
 
     @classmethod
     def of(cls, text: str) -> Sentences:
@@ -73,14 +80,10 @@ class Sentences:
             marks,
             np.array([not _FINAL.search(p) for p in pieces], np.float32),
             tuple(frozenset(m.lower() for m in _NAME.findall(p)) for p in pieces),
+            np.array([len(w) for w in words], np.float32),
+            frozenset().union(*(frozenset(w) for w in words)),
+            shingles(text),
         )
-
-    def facts(self, known: frozenset[str]) -> np.ndarray:
-        """[sentences x 4]: holds a year, a number, a month, and a name not among
-        `known` (the question's own words, lower-cased): the kinds of answer questions
-        ask for (`qa.signals.FACTS`)."""
-        new = [float(bool(names - known)) for names in self.names]
-        return np.column_stack([self.marks, np.array(new, np.float32)]).astype(np.float32)
 
     def scores(self, weights: Mapping[str, float]) -> list[float]:
         """Sum of `weights` (token -> weight, e.g. the question's IDFs) over the
@@ -97,6 +100,12 @@ class Sentences:
         near = closeness if closeness is not None else [0.0] * len(scores)
         i = max(range(len(scores)), key=lambda i: (scores[i], near[i], -i))
         return self.bounds[i][0], self.bounds[i][1], scores[i]
+
+
+def shingles(text: str) -> frozenset[tuple[str, str, str]]:
+    """Word 3-grams of `text`, lower-cased (how near-duplicate passages are told)."""
+    words = _RAW_WORD.findall(text.lower())
+    return frozenset(zip(words, words[1:], words[2:], strict=False))
 
 
 def best_sentence(text: str, weights: Mapping[str, float]) -> tuple[int, int, float]:

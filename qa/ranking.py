@@ -27,9 +27,11 @@
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Iterator, Mapping
+import itertools
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -114,7 +116,8 @@ def rank(
     given (the passages `where` selects; Milvus applies `where` itself)."""
     settings = index.ranking
     learned = _learned(index, ranker or settings.ranker, vector)
-    found = candidates(index, question, vector, k, mode, rows, where)
+    with _ONE_BLAS_THREAD:
+        found = candidates(index, question, vector, k, mode, rows, where)
     query = sig.Question.of(question, vector, index.lexical.idf)
     order, scores = _best_first(found.scores), found.scores
     answers: dict[int, tuple[int, int]] = {}
@@ -231,28 +234,44 @@ def _rerank(
     order = head[np.lexsort((np.arange(len(head)), -probability))]
     rest = (i for i in _best_first(fused) if i not in seen)
     spans = {int(found.rows[h]): answers[j] for j, h in enumerate(head)}
-    return iter([*order.tolist(), *rest]), scores, spans
+    return itertools.chain(order.tolist(), rest), scores, spans
+
+
+def sentence_rows(
+    index: Index, query: sig.Question, rows: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(features, starts): the `qa.signals.SENTENCE_FEATURES` of every sentence of the
+    passages `rows`, passage i's from `starts[i]`."""
+    return sig.sentence_features(
+        [index.sentences_of(r) for r in rows],
+        query,
+        [index.closeness(r, query.vector) for r in rows],
+    )
 
 
 def passage_rows(
-    index: Index, query: sig.Question, found: Candidates, positions: np.ndarray
+    index: Index,
+    query: sig.Question,
+    found: Candidates,
+    positions: np.ndarray,
+    sentence_scorer: Scorer | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The `qa.signals.PASSAGE_FEATURES` of the candidates at `positions` and the span
-    of each one's answer sentence (by the sentence scorer)."""
+    of each one's answer sentence, by `sentence_scorer` (default: the shipped one)."""
     assert found.signals is not None
     rows = found.rows[positions]
-    sentence_scorer = default_scorers()[1]
+    sentence_scorer = sentence_scorer or default_scorers()[1]
+    features, starts = sentence_rows(index, query, rows.tolist())
+    probability = sentence_scorer.score(features)
     answers, best_rows, spans, coverage, lengths = [], [], [], [], []
-    for row in rows.tolist():
+    for row, first, last in zip(rows.tolist(), starts, [*starts[1:], len(features)], strict=True):
         sentences = index.sentences_of(row)
-        features = sig.sentence_features(sentences, query, index.closeness(row, query.vector))
-        probability = sentence_scorer.score(features)
-        best = int(np.argmax(probability))
+        best = first + int(np.argmax(probability[first:last]))
         answers.append(float(probability[best]))
         best_rows.append(features[best])
-        spans.append(sentences.bounds[best])
-        coverage.append(sig.coverage(frozenset().union(*sentences.tokens), query))
-        lengths.append(sum(len(w) for w in sentences.words))
+        spans.append(sentences.bounds[best - first])
+        coverage.append(sig.coverage(sentences.vocabulary, query))
+        lengths.append(float(sentences.lengths.sum()))
     titles = index.title_coverage(rows, query)
     values = {name: np.asarray(v)[positions] for name, v in found.signals.items()}
     values.setdefault("sentence", values["dense"])
@@ -293,12 +312,10 @@ def _answer(index: Index, query: sig.Question, row: int, learned: Scorer | None)
     learned ranker applies, else the most of the question's rare words (ties: the
     sentence closest to the question, then the earlier)."""
     sentences = index.sentences_of(row)
-    closeness = index.closeness(row, query.vector)
     if learned is not None:
-        features = sig.sentence_features(sentences, query, closeness)
-        best = int(np.argmax(default_scorers()[1].score(features)))
-        return sentences.bounds[best]
-    start, end, _ = sentences.best(query.idf, closeness)
+        features, _ = sentence_rows(index, query, [row])
+        return sentences.bounds[int(np.argmax(default_scorers()[1].score(features)))]
+    start, end, _ = sentences.best(query.idf, index.closeness(row, query.vector))
     return start, end
 
 
@@ -307,14 +324,52 @@ def _near_duplicate(index: Index, a: int, b: int) -> bool:
     copies) word 3-gram Jaccard similarity of at least `NEAR_DUPLICATE`."""
     if index.passages.hashes[a] == index.passages.hashes[b]:
         return True
-    x, y = _shingles(index.passages.text(a)), _shingles(index.passages.text(b))
-    return bool(x and y) and len(x & y) >= NEAR_DUPLICATE * len(x | y)
+    x, y = index.sentences_of(a).shingles, index.sentences_of(b).shingles
+    if not x or not y or min(len(x), len(y)) < NEAR_DUPLICATE * max(len(x), len(y)):
+        return False  # Jaccard <= min/max: too different in size to be near copies
+    return len(x & y) >= NEAR_DUPLICATE * len(x | y)
 
 
-@functools.lru_cache(maxsize=4096)
-def _shingles(text: str) -> frozenset[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
-    return frozenset(zip(words, words[1:], words[2:], strict=False))
+class _OneBlasThread:
+    """numpy's BLAS on one thread while a question is scored. Its default pool of one
+    thread per CPU makes a question's product with every sentence vector wait for a
+    thread a busy machine has descheduled: 14.6 ms instead of 1.7 ms for 5,122
+    sentence vectors at load 5.6 (the threads trap, BENCHMARKS.md). The count is the
+    library's, shared by all threads: the first question in sets it, the last out
+    restores it. FAISS's own BLAS (index training) is left alone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before: list[tuple[Any, int]] = []
+
+    @functools.cached_property
+    def _numpy_blas(self) -> list[Any]:
+        from threadpoolctl import ThreadpoolController
+
+        return [
+            lib
+            for lib in ThreadpoolController().lib_controllers
+            if lib.user_api == "blas" and "numpy" in Path(lib.filepath).parent.name
+        ]
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._before = [(lib, lib.num_threads) for lib in self._numpy_blas]
+                for lib, _ in self._before:
+                    lib.set_num_threads(1)
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                for lib, threads in self._before:
+                    lib.set_num_threads(threads)
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 def _best_first(scores: np.ndarray) -> Iterator[int]:

@@ -132,10 +132,14 @@ def load_scorer(path: str | Path, expect: str) -> Scorer:
     return scorer
 
 
-@functools.lru_cache(maxsize=1)
 def default_scorers() -> tuple[Scorer, Scorer]:
-    """(passage scorer, sentence scorer) shipped with the package."""
+    """(passage scorer, sentence scorer) shipped with the package (in `FOLDER`)."""
+    return _load(FOLDER)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(folder: Path) -> tuple[Scorer, Scorer]:
     return (
-        load_scorer(FOLDER / FILES["passage"], "passage"),
-        load_scorer(FOLDER / FILES["sentence"], "sentence"),
+        load_scorer(folder / FILES["passage"], "passage"),
+        load_scorer(folder / FILES["sentence"], "sentence"),
     )

@@ -16,7 +16,6 @@ for is likelier to hold the answer: those pairs are features of their own.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,38 +112,58 @@ SENTENCE_FEATURES = (
 
 
 def sentence_features(
-    sentences: Sentences, question: Question, closeness: Sequence[float] | None
-) -> np.ndarray:
-    """One row of `SENTENCE_FEATURES` per sentence of a passage."""
-    n = len(sentences.bounds)
-    weight, idf = question.weight, question.idf
-    qset, qbigrams = set(question.tokens), question.bigrams
+    passages: Sequence[Sentences],
+    question: Question,
+    closeness: Sequence[Sequence[float] | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, starts): one row of `SENTENCE_FEATURES` per sentence of each of
+    `passages`, one after the other, passage i's from `starts[i]`; `closeness`: each
+    passage's sentence cosines to the question (None: not known). All passages at
+    once: one pass of plain Python over their sentences, then whole columns."""
+    counts = np.array([len(p.bounds) for p in passages], np.int64)
+    starts = np.cumsum(counts) - counts
+    n = int(counts.sum())
     out = np.zeros((n, len(SENTENCE_FEATURES)), dtype=np.float32)
-    near = np.zeros(n) if closeness is None else np.asarray(closeness, dtype=np.float64)
-    for i, words in enumerate(sentences.words):
-        distinct = sentences.tokens[i]
-        matched = qset & distinct
-        at = [j for j, w in enumerate(words) if w in matched]
-        pairs = set(itertools.pairwise(words))
-        row = out[i]
-        row[0] = sum(idf.get(t, 0.0) for t in matched) / weight
-        row[2] = near[i]
-        row[4] = len(matched) / max(1, len(qset))
-        row[5] = len(matched) / (at[-1] - at[0] + 1) if len(at) > 1 else float(bool(at))
-        row[6] = len(distinct - qset) / max(1, len(distinct))
-        row[7] = len(qbigrams & pairs) / max(1, len(qbigrams))
-        row[8] = i / (n - 1) if n > 1 else 0.0
-        row[9] = i == 0
-        row[10] = math.log1p(len(words))
-    out[:, 1] = out[:, 0].max(initial=0.0) - out[:, 0]
-    out[:, 3] = out[:, 2].max(initial=0.0) - out[:, 2]
-    out[:, 11] = sentences.headings
-    facts = sentences.facts(question.words)
+    if not n:
+        return out, starts
+    weight, idf, known = question.weight, question.idf, question.words
+    qset, qbigrams = set(question.tokens), question.bigrams
+    values = []  # coverage, matched, proximity, novelty, bigrams, name per sentence
+    for p in passages:
+        for distinct, words, names in zip(p.tokens, p.words, p.names, strict=True):
+            matched = qset.intersection(distinct)
+            proximity = pairs = 0.0
+            if matched:
+                at = [j for j, w in enumerate(words) if w in matched]
+                proximity = len(matched) / (at[-1] - at[0] + 1) if len(at) > 1 else 1.0
+                if len(matched) > 1 and qbigrams:
+                    pairs = len(qbigrams.intersection(itertools.pairwise(words))) / len(qbigrams)
+            values.append((
+                sum(idf.get(t, 0.0) for t in matched) / weight,
+                len(matched) / max(1, len(qset)),
+                proximity,
+                (len(distinct) - len(matched)) / max(1, len(distinct)),
+                pairs,
+                float(bool(names) and not names <= known),
+            ))  # fmt: skip
+    table = np.array(values, dtype=np.float32)
+    out[:, 0], out[:, 4], out[:, 5], out[:, 6], out[:, 7] = table[:, :5].T
+    out[:, 2] = np.concatenate(
+        [np.zeros(c) if near is None else near for c, near in zip(counts, closeness, strict=True)]
+    )
+    for column in (0, 2):  # the gap to the passage's best sentence
+        best = np.maximum.reduceat(out[:, column], starts[counts > 0])
+        out[:, column + 1] = np.repeat(best, counts[counts > 0]) - out[:, column]
+    within = np.arange(n) - np.repeat(starts, counts)
+    out[:, 8] = within / np.maximum(np.repeat(counts, counts) - 1, 1)
+    out[:, 9] = within == 0
+    out[:, 10] = np.log1p(np.concatenate([p.lengths for p in passages]))
+    out[:, 11] = np.concatenate([p.headings for p in passages])
+    facts = np.column_stack([np.concatenate([p.marks for p in passages]), table[:, 5]])
     out[:, 12 : 12 + len(FACTS)] = facts
-    kind = KINDS.index(question.kind)
-    first = 12 + len(FACTS) + kind * len(FACTS)
+    first = 12 + len(FACTS) + KINDS.index(question.kind) * len(FACTS)
     out[:, first : first + len(FACTS)] = facts
-    return out
+    return out, starts
 
 
 PASSAGE_FEATURES = (
