@@ -1,11 +1,12 @@
-"""The web form: a question box over an index, uploads, and the `/search` HTTP API.
+"""The web form: a question box over an index, uploads, the form's `/search` API and,
+on the same port, the JSON API (`ui.api`, mounted at /api by `launch`).
 
 >>> app = build_app(qa.load_index("data/index"))   # doctest: +SKIP
 >>> launch(app, host="127.0.0.1", port=7860)       # doctest: +SKIP
 
-Only `/search` is public API; every event of the form itself is private. Theme and
-CSS go to `launch` (Gradio 6); the default theme's fonts are served by Gradio itself,
-so the page needs no network.
+Only `/search` is public API of the form; every event of the form itself is private.
+Theme and CSS go to `launch` (Gradio 6); the default theme's fonts are served by Gradio
+itself, so the page needs no network.
 """
 
 from __future__ import annotations
@@ -14,22 +15,25 @@ import html
 import ipaddress
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+from starlette.routing import Mount
 
 from qa import Index, InvalidInputError, QAError
 from qa.documents import SUPPORTED_SUFFIXES
 from qa.search import open_index
 
-from . import render
+from . import api, render
 from .handlers import (
     DEFAULT_MAX_UPLOAD_FILES,
     DEFAULT_MAX_UPLOAD_MB,
     MAX_PASSAGES,
+    SEARCH_CONCURRENCY,
     LiveIndex,
 )
 
@@ -49,12 +53,11 @@ _PROGRESS = gr.Progress(track_tqdm=True)
 # Where `serve` keeps uploaded files, next to the index folder (data/uploads for the
 # bundled data/index); Gradio's cache (GRADIO_TEMP_DIR) points there.
 UPLOADS = "uploads"
-# Searches the API runs at once (Gradio's default is one: every other request waits
-# in line, so latency grows with each client). Searching is read-only and
-# thread-safe; an upload swaps the whole index at once (LiveIndex).
-SEARCH_CONCURRENCY = max(2, os.cpu_count() or 1)
 # The environment variable that turns on password protection: "user:password".
 AUTH_ENV = "SEMANTIC_QA_AUTH"
+# The index each app built here searches: `launch` serves the JSON API over the same
+# one, so articles added through the form appear there too.
+_LIVE: weakref.WeakKeyDictionary[gr.Blocks, LiveIndex] = weakref.WeakKeyDictionary()
 
 
 def build_app(
@@ -140,6 +143,7 @@ def build_app(
         picked.click(ask_example, [picked, k], [question, results], api_visibility="private")
         add.click(add_files, [files], [added, stats], api_visibility="private")
         gr.api(search, api_name="search", concurrency_limit=SEARCH_CONCURRENCY)
+    _LIVE[app] = live
     return app
 
 
@@ -162,10 +166,11 @@ def launch(
     **kwargs: Any,
 ) -> Any:
     """Serve `app` on `host`:`port` with the form's CSS and the upload size limit
-    (enforced by the server as well as by the form). `auth`: (user, password) that
-    the page and the API then ask for. Binding anything but a loopback address
-    without `auth` logs a warning: anyone who can reach the port can search the
-    articles and add to them."""
+    (enforced by the server as well as by the form), and the JSON API at /api over the
+    same index (an app from `build_app`). `auth`: (user, password) that the page and
+    both APIs then ask for. Binding anything but a loopback address without `auth`
+    logs a warning: anyone who can reach the port can search the articles and add to
+    them."""
     if not is_loopback(host) and auth is None:
         log.warning(
             "serving on %s without a password: anyone who can reach this machine's port %s "
@@ -175,6 +180,10 @@ def launch(
             port,
             AUTH_ENV,
         )
+    live = _LIVE.get(app)
+    if live is not None:
+        routes = [Mount(api.PATH, api.build_api(live, auth=auth))]
+        kwargs["app_kwargs"] = {**kwargs.get("app_kwargs", {}), "routes": routes}
     return app.launch(
         server_name=host,
         server_port=port,
