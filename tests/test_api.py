@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +28,10 @@ from qa.cli import main as cli
 from qa.store import summary
 from ui import LiveIndex, build_app, launch
 from ui.api import MAX_BODY_BYTES, build_api
+from ui.app import start_message
 from ui.handlers import api_hits
 
-from .conftest import TINY, FakeEncoder
+from .conftest import ROOT, TINY, FakeEncoder
 from .test_hostile import BAD_QUESTIONS
 
 QUESTION = "Where does the Danube flow?"
@@ -379,3 +385,56 @@ def test_the_api_searches_what_the_form_uploads(tmp_path: Path) -> None:
         assert httpx.get(url + "/api/info").json()["documents"] == 4
     finally:
         app.close()
+
+
+# -- what `semantic-qa serve` says when it starts ---------------------------------------
+
+
+def test_start_message_says_where_and_how_to_change_it() -> None:
+    text = start_message("127.0.0.1", 7860, None)
+    question = urllib.parse.quote_plus("When was the Bled Strategic Forum established?")
+    assert text.splitlines()[:4] == [
+        "semantic-qa is serving on http://127.0.0.1:7860/",
+        "  the form:     http://127.0.0.1:7860/",
+        f"  the JSON API: http://127.0.0.1:7860/api/search?q={question}&k=3",
+        "  API docs:     http://127.0.0.1:7860/api/docs",
+    ]
+    assert "--host 0.0.0.0" in text and "--port PORT" in text
+    assert "--auth USER:PASSWORD (or SEMANTIC_QA_AUTH=USER:PASSWORD)" in text
+    assert "share" not in text
+    wide = start_message("0.0.0.0", 8080, ("bob", "hunter2"))
+    assert "http://127.0.0.1:8080/" in wide and "Listening on 0.0.0.0" in wide
+    assert "log in on the form as bob" in wide and "curl -u bob:PASSWORD" in wide
+    assert "hunter2" not in wide
+    assert "http://[::1]:7860/api/docs" in start_message("::1", 7860, None)
+
+
+def test_semantic_qa_serve_prints_its_own_start_up_lines(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SEMANTIC_QA_AUTH": ""}
+    command = [sys.executable, "-m", "qa.cli", "serve", "--index", str(tmp_path / "none")]
+    command += ["--port", str(port), "--upload-dir", str(tmp_path / "uploads")]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert server.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith("Press")):
+            line = server.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+        text = "\n".join(lines)
+        assert f"semantic-qa is serving on http://127.0.0.1:{port}/" in text, text
+        assert f"API docs:     http://127.0.0.1:{port}/api/docs" in text
+        assert "--host 0.0.0.0" in text and "--auth USER:PASSWORD" in text
+        assert "share=True" not in text and "public link" not in text
+        # it is up when it says so; without an index the API says how to build one
+        reply = httpx.get(f"http://127.0.0.1:{port}/api/health")
+        assert reply.status_code == 503 and "semantic-qa index" in reply.json()["error"]
+    finally:
+        server.terminate()
+        rest = server.communicate(timeout=30)[0]
+    assert "share=True" not in rest and "public link" not in rest

@@ -15,6 +15,7 @@ import html
 import ipaddress
 import logging
 import os
+import urllib.parse
 import weakref
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,8 @@ def launch(
     port: int | None = 7860,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     auth: tuple[str, str] | None = None,
+    quiet: bool = False,
+    prevent_thread_lock: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Serve `app` on `host`:`port` with the form's CSS and the upload size limit
@@ -170,7 +173,8 @@ def launch(
     same index (an app from `build_app`). `auth`: (user, password) that the page and
     both APIs then ask for. Binding anything but a loopback address without `auth`
     logs a warning: anyone who can reach the port can search the articles and add to
-    them."""
+    them. Prints where everything is (`start_message`) unless `quiet`; serves until
+    interrupted unless `prevent_thread_lock`."""
     if not is_loopback(host) and auth is None:
         log.warning(
             "serving on %s without a password: anyone who can reach this machine's port %s "
@@ -184,7 +188,7 @@ def launch(
     if live is not None:
         routes = [Mount(api.PATH, api.build_api(live, auth=auth))]
         kwargs["app_kwargs"] = {**kwargs.get("app_kwargs", {}), "routes": routes}
-    return app.launch(
+    started = app.launch(
         server_name=host,
         server_port=port,
         css=render.CSS,
@@ -192,8 +196,51 @@ def launch(
         footer_links=["api"],
         show_error=True,
         auth=auth,
+        quiet=True,  # Gradio's lines tell a Python programmer to call launch(share=True)
+        prevent_thread_lock=True,
         **kwargs,
     )
+    if not quiet:
+        print(start_message(host, port or app.server_port, auth), flush=True)
+    if not prevent_thread_lock:
+        app.block_thread()
+    return started
+
+
+def start_message(host: str, port: int, auth: tuple[str, str] | None) -> str:
+    """What `semantic-qa serve` prints once it answers: where the form, the API and its
+    docs are, and how to change who can reach them (never the password)."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    question = urllib.parse.quote_plus(api.EXAMPLE)
+    lines = [
+        f"semantic-qa is serving on {url}/",
+        f"  the form:     {url}/",
+        f"  the JSON API: {url}{api.PATH}/search?q={question}&k=3",
+        f"  API docs:     {url}{api.PATH}/docs",
+    ]
+    if is_loopback(host):
+        lines.append(
+            f"Only this machine can connect ({host}): --host 0.0.0.0 lets other machines in, "
+            "--port PORT serves another port."
+        )
+    else:
+        lines.append(
+            f"Listening on {host}: other machines connect to this machine's address, port "
+            f"{port}; --host 127.0.0.1 keeps them out, --port PORT serves another port."
+        )
+    if auth is None:
+        lines.append(
+            f"No password: --auth USER:PASSWORD (or {AUTH_ENV}=USER:PASSWORD) makes the form "
+            "and the API ask for one."
+        )
+    else:
+        lines.append(
+            f"Password protected: log in on the form as {auth[0]}; "
+            f"curl -u {auth[0]}:PASSWORD '{url}{api.PATH}/search?q=...'"
+        )
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)
 
 
 def is_loopback(host: str) -> bool:
