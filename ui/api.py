@@ -77,6 +77,13 @@ def build_api(live: LiveIndex, *, auth: tuple[str, str] | None = None) -> FastAP
         dependencies=_password_check(auth),
     )
     api.add_exception_handler(HTTPException, _error_response)  # type: ignore[arg-type]
+    _add_search(api, live)
+    _add_index_facts(api, live)
+    _add_docs(api, auth is not None)
+    return api
+
+
+def _add_search(api: FastAPI, live: LiveIndex) -> None:
     # searches in threads, as many at once as the form's /search runs (the model releases
     # the GIL: two threads use two CPUs); more requests wait on the event loop, where
     # waiting costs nothing, and the loop stays free for the form
@@ -123,6 +130,8 @@ def build_api(live: LiveIndex, *, auth: tuple[str, str] | None = None) -> FastAP
             _required_q(body), body.get("k", 5), body.get("mode"), body.get("where")
         )
 
+
+def _add_index_facts(api: FastAPI, live: LiveIndex) -> None:
     @api.get("/health", summary="Whether an index is loaded, its size and model")
     async def health() -> dict[str, Any]:
         index = _index(live)
@@ -142,9 +151,6 @@ def build_api(live: LiveIndex, *, auth: tuple[str, str] | None = None) -> FastAP
             return summary(index.path)
         except QAError as err:
             raise HTTPException(503, str(err)) from None
-
-    _add_docs(api, auth is not None)
-    return api
 
 
 def _index(live: LiveIndex) -> Index:
