@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,13 +81,13 @@ def main() -> int:
     print(head.format("mode"))
     print(row("dense", full, "dense", questions, texts, vectors, True))
     print(row("lexical (BM25)", full, "lexical", questions, texts, vectors, True))
-    index.fusion = "rrf"
+    index.ranking = replace(index.ranking, ranker="fusion", fusion="rrf")
     print(row("hybrid, reciprocal rank fusion", index, "hybrid", questions, texts, vectors, False))
-    index.fusion = "score"
+    index.ranking = replace(index.ranking, fusion="score")
     print(row("hybrid, score fusion", index, "hybrid", questions, texts, vectors, True))
-    full.fusion = "rrf"
+    full.ranking = replace(full.ranking, ranker="fusion", fusion="rrf")
     print(row("hybrid + best sentence, RRF", full, "hybrid", questions, texts, vectors, False))
-    full.fusion = "score"
+    full.ranking = replace(full.ranking, fusion="score")
     print(
         row(
             "**hybrid + best sentence, score fusion (default)**",
@@ -101,7 +102,8 @@ def main() -> int:
 
     print("\n" + head.format("dense share of score fusion"))
     for weight in (0.3, 0.4, 0.5, 0.6, 0.7):
-        full.weight = index.weight = weight
+        full.ranking = replace(full.ranking, weight=weight)
+        index.ranking = replace(index.ranking, weight=weight)
         print(
             row(f"{weight} (passage + sentence)", full, "hybrid", questions, texts, vectors, False)
         )

@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -456,7 +457,8 @@ def hybrid_child(n: int, latency_questions: int, backends: str, exact_questions:
     import faiss
 
     from embeddings import load_encoder
-    from qa.index import _best_first
+    from qa import ranking
+    from qa.fusion import fuse
 
     faiss.omp_set_num_threads(1)
     names = backends.split(",")
@@ -480,10 +482,11 @@ def hybrid_child(n: int, latency_questions: int, backends: str, exact_questions:
             started = time.perf_counter()
             vector = encoder.encode_queries([text])[0]
             encode.append((time.perf_counter() - started) * 1000)
-            scored.append(len(index._hybrid_candidates(text, vector, 5)[0]))
+            scored.append(len(ranking.candidates(index, text, vector, 5, "hybrid", None).rows))
             started = time.perf_counter()
-            scores = index._scores(text, vector, "hybrid", None)
-            top = [i for i, _ in zip(_best_first(scores), range(5), strict=False)]
+            sentences = index.best_sentences(None, vector)
+            scores = fuse(index.vectors @ vector, index.lexical.scores(text), sentences)
+            top = ranking.top(scores, 5)[:5]
             exact.append((time.perf_counter() - started) * 1000 + encode[-1])
             same += f"p{top[0]}" == index.search(text, k=1)[0].id
         got["encode"] = percentiles(encode)
@@ -504,6 +507,7 @@ def hybrid_quality(data: Path = DATA, k: int = 10) -> str:
     what the IVF alone changes. One index, questions encoded once, same run."""
     import qa
     from embeddings import load_encoder
+    from qa import ranking
     from qa.evaluation import metrics
 
     docs, questions = load_squad(data / "articles.jsonl", data / "questions.jsonl")
@@ -536,15 +540,14 @@ def hybrid_quality(data: Path = DATA, k: int = 10) -> str:
     rows += [("hybrid", ivf, c) for c in (100, 200, 400)]
     for mode, index, c in rows:
         scored: list[int] = []
+        real = ranking._hybrid_candidates
         if c is not None:
-            index.candidates = c
-            real = index._hybrid_candidates
-            index._hybrid_candidates = lambda q, v, kk, real=real, scored=scored: (  # type: ignore[method-assign]
-                scored.append(len((out := real(q, v, kk))[0])) or out
+            index.ranking = replace(index.ranking, candidates=c)
+            ranking._hybrid_candidates = lambda i, q, v, kk, real=real, scored=scored: (  # type: ignore[assignment]
+                scored.append(len((out := real(i, q, v, kk)).rows)) or out
             )
-        hits = index.search_batch(texts, k, mode=mode, vectors=vectors)
-        if c is not None:
-            del index._hybrid_candidates
+        hits = index.search_batch(texts, k, mode=mode, vectors=vectors, ranker="fusion")
+        ranking._hybrid_candidates = real
         ids = [[h.id for h in hh] for hh in hits]
         baseline.setdefault(mode, ids)
         same = np.mean([a == b for a, b in zip(ids, baseline[mode], strict=True)])

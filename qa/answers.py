@@ -14,8 +14,11 @@ answer and a passage boundary never disagree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from .lexical import tokenize
 from .passages import sentence_spans
@@ -27,17 +30,57 @@ def sentence_bounds(text: str) -> list[tuple[int, int]]:
     return spans or [(0, len(text))]
 
 
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|hundred|thousand|million|billion|dozen)\b",
+    re.IGNORECASE,
+)
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|spring|summer|autumn|winter|century)\b"
+)
+# A capitalized word after the first of its sentence: a name, most of the time.
+_NAME = re.compile(r"(?<=\s)[A-ZÀ-Þ][\w'’-]+")
+_FINAL = re.compile(r"""[.!?:;]["'”’)\]]*$""")
+
+
 @dataclass(frozen=True)
 class Sentences:
-    """The sentences of one passage: their spans and their distinct tokens."""
+    """The sentences of one passage: their spans, their distinct tokens, their tokens in
+    order, and what they hold (see `facts`)."""
 
     bounds: tuple[tuple[int, int], ...]
     tokens: tuple[frozenset[str], ...]
+    words: tuple[tuple[str, ...], ...] = ()
+    # per sentence: holds a year, a number, a month; no final punctuation (a heading)
+    marks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    headings: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    names: tuple[frozenset[str], ...] = ()
 
     @classmethod
     def of(cls, text: str) -> Sentences:
         bounds = sentence_bounds(text)
-        return cls(tuple(bounds), tuple(frozenset(tokenize(text[s:e])) for s, e in bounds))
+        pieces = [text[s:e] for s, e in bounds]
+        words = tuple(tuple(tokenize(p)) for p in pieces)
+        marks = np.array(
+            [[bool(r.search(p)) for r in (_YEAR, _NUMBER, _MONTH)] for p in pieces], np.float32
+        ).reshape(len(pieces), 3)
+        return cls(
+            tuple(bounds),
+            tuple(frozenset(w) for w in words),
+            words,
+            marks,
+            np.array([not _FINAL.search(p) for p in pieces], np.float32),
+            tuple(frozenset(m.lower() for m in _NAME.findall(p)) for p in pieces),
+        )
+
+    def facts(self, known: frozenset[str]) -> np.ndarray:
+        """[sentences x 4]: holds a year, a number, a month, and a name not among
+        `known` (the question's own words, lower-cased): the kinds of answer questions
+        ask for (`qa.signals.FACTS`)."""
+        new = [float(bool(names - known)) for names in self.names]
+        return np.column_stack([self.marks, np.array(new, np.float32)]).astype(np.float32)
 
     def scores(self, weights: Mapping[str, float]) -> list[float]:
         """Sum of `weights` (token -> weight, e.g. the question's IDFs) over the

@@ -48,6 +48,25 @@ _VOID = frozenset({
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
     "source", "track", "wbr", "basefont", "bgsound", "frame", "keygen",
 })  # fmt: skip
+# The first lines of a text article among which its title is looked for (see
+# `_first_line`): past them, a page is not furniture any more.
+TITLE_LINES = 10
+# What the navigation of a web page is made of: skip links, menus, search boxes,
+# sign-in, share and cookie buttons, "back to top". A line of these words alone is a
+# page's furniture, kept by whatever turned the page into text; a title always holds
+# a word of its own.
+_FURNITURE_WORDS = frozenset({
+    "skip", "jump", "go", "to", "the", "main", "content", "contents", "navigation", "nav",
+    "menu", "toggle", "open", "close", "home", "homepage", "search", "this", "site",
+    "sign", "log", "in", "up", "out", "register", "subscribe", "share", "print", "email",
+    "back", "top", "accessibility", "links", "cookie", "cookies", "settings", "accept",
+    "language", "select", "breadcrumb", "you", "are", "here", "next", "previous", "more",
+})  # fmt: skip
+_LETTERS = re.compile(r"[^\W\d_]+")
+# Separators of a breadcrumb trail ("Home > News", spaced: "a/b" and "<b>" are not)
+# or a language switch ("EN | RU").
+_TRAIL = re.compile(r"\s+[>›»/]\s+|\s*[|·]\s*")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*")
 _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
 
@@ -314,11 +333,36 @@ class _VisibleText(HTMLParser):
 
 
 def _first_line(text: str, markdown: bool = False) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            line = line.strip()
-            return line.lstrip("#").strip() if markdown else line
-    return ""
+    """The title of a text or Markdown article: its first non-empty line that is not
+    page furniture (see `is_furniture`) among the first `TITLE_LINES`, Markdown
+    heading marks and link syntax dropped; the first line when all of them are."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if markdown:
+        lines = [_MD_LINK.sub(r"\1", line).lstrip("#").strip() for line in lines]
+    return next((line for line in lines[:TITLE_LINES] if not is_furniture(line)), "") or (
+        lines[0] if lines else ""
+    )
+
+
+def is_furniture(line: str) -> bool:
+    """True for a line that a page scraped to text starts with but that is no title:
+    navigation made only of its own words ("Skip to Content", "Toggle navigation",
+    "Main menu", "Sign in", "Search this site"), a breadcrumb trail ("Home > News")
+    or a language switch ("EN | RU | KZ"), or a line without a letter or digit.
+
+    >>> [is_furniture(s) for s in ("Skip to Content", "Home / News", "Q&A with Jenča")]
+    [True, True, False]
+    """
+    words = _LETTERS.findall(line.lower())
+    if not words:
+        return not any(c.isdigit() for c in line)
+    if all(w in _FURNITURE_WORDS for w in words):
+        return True
+    parts = [p for p in _TRAIL.split(line) if p]
+    return len(parts) > 1 and (
+        all(w in _FURNITURE_WORDS for w in _LETTERS.findall(parts[0].lower()))
+        or all(len(p) <= 3 for p in parts)
+    )
 
 
 def _parse_jsonl(text: str, path: Path) -> Iterator[Document]:

@@ -18,11 +18,9 @@ once its passage is gone.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
-import re
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ import numpy as np
 
 from embeddings import DEFAULT_ENCODER, CachedEncoder, EmbeddingCache, Encoder, load_encoder
 
-from . import store
+from . import ranking, store
 from .answers import Sentences, sentence_bounds
 from .backend import Backend, FaissBackend, MilvusBackend, open_backend, reconcile
 from .documents import Document, Sources, load_documents
@@ -45,11 +43,11 @@ from .errors import (
     ModelMismatchError,
     ModelNotFoundError,
 )
-from .fusion import DEFAULT_FUSION, DEFAULT_WEIGHT, fuse
 from .hits import Hit
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, SplitSettings, split_document
 from .query import check_k, check_question
+from .signals import Question, coverage
 from .store import DocumentInfo, next_key_of
 from .table import Passages
 from .vectors import Params as VectorParams
@@ -61,11 +59,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
-# Word 3-gram Jaccard similarity from which two passages count as one.
-NEAR_DUPLICATE = 0.8
-# Candidates from each side for hybrid search over an approximate vector index:
-# on SQuAD-dev re-ranking 50 or more of them ranks as scoring all (BENCHMARKS.md).
-CANDIDATES = 100
 # Passages whose sentences an index keeps split (for answer sentences) at most.
 SENTENCES_KEPT = 10_000
 
@@ -92,7 +85,8 @@ class Changes:
 class Index:
     """Passages of a set of articles, searchable by meaning (dense: cosine similarity
     of normalized vectors, FAISS), by words (lexical: BM25) or both (hybrid, the
-    default: see `qa.fusion`)."""
+    default), ranked by `qa.ranking`. This class holds the data and its lifecycle
+    (build, change, save); how a question is answered from it is `qa.ranking`'s."""
 
     def __init__(
         self,
@@ -136,12 +130,8 @@ class Index:
         self.changes: Changes | None = None
         # which saved state of its folder this index is (see `save`'s `expect`)
         self.saved_as: str | None = None
-        # How hybrid search fuses (see qa.fusion); benchmarks/retrieval.py varies them.
-        self.fusion = DEFAULT_FUSION
-        self.weight = DEFAULT_WEIGHT
-        # Over an approximate vector index hybrid search scores only this many nearest
-        # passages plus this many BM25 best (see `_hybrid_candidates`).
-        self.candidates = CANDIDATES
+        # How questions are ranked (qa.ranking.Settings); benchmarks vary it.
+        self.ranking = ranking.Settings()
         # the FAISS index asked for ("auto": by size, see qa.vectors) and how to build it
         choose_kind(0, index_kind)  # InvalidInputError for an unknown kind
         self.index_kind = index_kind
@@ -195,6 +185,7 @@ class Index:
         self._copy_first[self._by_hash] = np.repeat(firsts, sizes)
         self._copy_size[self._by_hash] = np.repeat(sizes, sizes)
         self._sentences: dict[int, Sentences] = {}  # filled as passages are returned
+        self._titles: dict[str, frozenset[str]] = {}  # words of article titles, as asked
         # Splitting every passage into sentences is slow at scale (half a millisecond
         # each) and only sentence vectors need it.
         if self.sentence_vectors is None:
@@ -204,7 +195,7 @@ class Index:
         else:
             counts = _sentence_counts(self.passages)
         self._sentence_counts = counts
-        self._sentence_starts = np.cumsum(counts) - counts
+        self.sentence_starts = np.cumsum(counts) - counts
         if self.sentence_vectors is not None and self.sentence_vectors.shape != (
             int(counts.sum()),
             self.encoder.dimension,
@@ -248,16 +239,19 @@ class Index:
         *,
         mode: str | None = None,
         where: Mapping[str, Any] | None = None,
+        ranker: str | None = None,
     ) -> list[Hit]:
         """The `k` passages that best answer `question`, best first. `mode`: "hybrid"
         (default), "dense" or "lexical". `where`: exact match on document fields
         (`doc_id`, `title`, `source`) or metadata keys; a list value matches any of it.
+        `ranker`: "learned" (the default with sentence vectors) or "fusion" (see
+        `qa.ranking`).
 
         >>> [h.rank for h in index.search("What is the OSCE?", k=3)]  # doctest: +SKIP
         [1, 2, 3]
         >>> index.search("OSCE chair", where={"source": "news.md"}, mode="lexical")  # doctest: +SKIP
         """
-        return self.search_batch([question], k, mode=mode, where=where)[0]
+        return self.search_batch([question], k, mode=mode, where=where, ranker=ranker)[0]
 
     def search_batch(
         self,
@@ -267,21 +261,24 @@ class Index:
         mode: str | None = None,
         where: Mapping[str, Any] | None = None,
         vectors: np.ndarray | None = None,
+        ranker: str | None = None,
     ) -> list[list[Hit]]:
         """`search` for many questions at once (encoded in batches: faster).
         `vectors`: the questions' vectors when already encoded (evaluation reuses them
         across modes)."""
         questions, k = [check_question(q) for q in questions], check_k(k)
         mode = check_mode(mode)
+        if ranker is not None:
+            ranking.check_ranker(ranker)
         rows = self._where_rows(where)
         if not questions:
             return []
         if mode == "lexical":
-            return [self._search(q, None, k, mode, rows) for q in questions]
-        if vectors is None:
+            vectors = np.full((len(questions), 0), np.nan, np.float32)
+        elif vectors is None:
             vectors = self.encoder.encode_queries(questions)
         return [
-            self._search(q, v, k, mode, rows, where)
+            ranking.rank(self, q, v if v.size else None, k, mode, rows, where, ranker)
             for q, v in zip(questions, vectors, strict=True)
         ]
 
@@ -291,17 +288,17 @@ class Index:
         k = min(k, len(self))
         if k == 0:
             return [[] for _ in range(len(queries))]
-        scores, rows = self._nearest(queries, k)
+        scores, rows = self.nearest(queries, k)
         return [
             [
-                self._hit(int(r), float(s), rank)
+                self.hit(int(r), float(s), rank)
                 for rank, (r, s) in enumerate(zip(rr, ss, strict=True), 1)
                 if r >= 0
             ]
             for rr, ss in zip(rows, scores, strict=True)
         ]
 
-    def _nearest(
+    def nearest(
         self, queries: np.ndarray, k: int, where: Mapping[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) of each query's `k` nearest passages by the backend (FAISS,
@@ -312,105 +309,6 @@ class Index:
         at = np.searchsorted(self._sorted_keys, keys).clip(0, len(self) - 1)
         known = (keys >= 0) & (self._sorted_keys[at] == keys)
         return scores, np.where(known, self._key_order[at], -1)
-
-    def _search(
-        self,
-        question: str,
-        vector: np.ndarray | None,
-        k: int,
-        mode: str,
-        rows: np.ndarray | None,
-        where: Mapping[str, Any] | None = None,
-    ) -> list[Hit]:
-        if mode == "hybrid" and rows is None and vector is not None and not self.exact:
-            candidates, scores = self._hybrid_candidates(question, vector, k)
-        elif (
-            mode == "dense"
-            and (rows is None or self.store is not None)
-            and vector is not None
-            and not self.exact
-        ):
-            # An approximate index spares scoring every passage: its nearest ones
-            # (room for folding duplicates) are scored exactly, the rest not at all.
-            # Milvus applies `where` itself, so it returns min(k, matches) of those.
-            c = min(len(self) if rows is None else len(rows), 10 * k + 10)
-            _, nearest = self._nearest(vector[None, :], max(c, 1), where)
-            candidates = nearest[0][nearest[0] >= 0]
-            scores = self.vectors[candidates] @ vector
-        else:
-            scores = self._scores(question, vector, mode, rows)
-            candidates = np.arange(len(self)) if rows is None else rows
-        kept: list[tuple[int, float]] = []
-        also: dict[int, list[str]] = {}
-        for i in _best_first(scores):
-            row = int(candidates[i])
-            twin = next((r for r, _ in kept if self._near_duplicate(row, r)), None)
-            if twin is not None:
-                also[twin].append(self.passages.doc_id(row))
-                continue
-            kept.append((row, float(scores[i])))
-            also[row] = [self.passages.doc_id(r) for r in self._copies(row) if r != row]
-            if len(kept) == k:
-                break
-        weights = self.lexical.idf(tokenize(question))
-        hits = []
-        for rank, (row, score) in enumerate(kept, 1):
-            start, end, _ = self._sentences_of(row).best(weights, self._closeness(row, vector))
-            doc_id = self.passages.doc_id(row)
-            others = tuple(dict.fromkeys(d for d in also[row] if d != doc_id))
-            hits.append(self._hit(row, score, rank, (start, end), others))
-        return hits
-
-    def _scores(
-        self, question: str, vector: np.ndarray | None, mode: str, rows: np.ndarray | None
-    ) -> np.ndarray:
-        """One score per passage for `mode` (per row of `rows` when given)."""
-        lexical = dense = None
-        if mode != "dense":
-            lexical = self.lexical.scores(question)
-            lexical = lexical if rows is None else lexical[rows]
-        if vector is not None:
-            dense = (self.vectors if rows is None else self.vectors[rows]) @ vector
-        if dense is None or lexical is None:
-            result = dense if lexical is None else lexical
-            assert result is not None
-            return result
-        sentences = None
-        if self.sentence_vectors is not None and len(self):
-            # each passage's best-matching sentence: finds the one relevant sentence
-            # that a long passage's single vector dilutes
-            best = np.maximum.reduceat(self.sentence_vectors @ vector, self._sentence_starts)
-            sentences = best if rows is None else best[rows]
-        return fuse(dense, lexical, sentences, method=self.fusion, weight=self.weight)
-
-    def _hybrid_candidates(
-        self, question: str, vector: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, fused scores) of the passages worth scoring for hybrid search over an
-        approximate vector index: the union of the `candidates` nearest by the vector
-        index and the `candidates` best by BM25, fused as `_scores` fuses all passages
-        (min-max over these candidates; sentence vectors of these passages only). At
-        1M passages this is what keeps hybrid search within milliseconds; on SQuAD-dev
-        it ranks as scoring every passage does (BENCHMARKS.md, "Scale")."""
-        c = min(len(self), max(self.candidates, 10 * k + 10))
-        lexical = self.lexical.scores(question)
-        _, nearest = self._nearest(vector[None, :], c)
-        # rows without a single question word are no lexical candidates, just noise;
-        # every row tied with the c-th best is in: no arbitrary cut
-        scored = np.flatnonzero(lexical > 0)
-        best = scored[_top(lexical[scored], min(c, len(scored)))] if len(scored) else scored
-        rows = np.union1d(nearest[0][nearest[0] >= 0], best)
-        dense = self.vectors[rows] @ vector
-        sentences = None
-        if self.sentence_vectors is not None:
-            counts = self._sentence_counts[rows]
-            sims = self.sentence_vectors[_expand(self._sentence_starts[rows], counts)] @ vector
-            sentences = dense.copy()  # a passage without sentences: its own vector
-            has = counts > 0
-            if has.any():
-                sentences[has] = np.maximum.reduceat(sims, (np.cumsum(counts) - counts)[has])
-        fused = fuse(dense, lexical[rows], sentences, method=self.fusion, weight=self.weight)
-        return rows, fused
 
     def _where_rows_of(self, where: Mapping[str, Any]) -> np.ndarray:
         rows = self._where_rows(where)
@@ -436,28 +334,53 @@ class Index:
             return _NO_ROWS
         return self._by_doc[self._doc_bounds[number] : self._doc_bounds[number + 1]]
 
-    def _copies(self, row: int) -> np.ndarray:
+    def copies(self, row: int) -> np.ndarray:
         """Rows whose text is the text of `row` up to case and spacing (`row` too)."""
         first = int(self._copy_first[row])
         return self._by_hash[first : first + int(self._copy_size[row])]
 
-    def _near_duplicate(self, a: int, b: int) -> bool:
-        """Same text up to case and spacing, or (overlapping windows, lightly edited
-        copies) word 3-gram Jaccard similarity of at least `NEAR_DUPLICATE`."""
-        if self.passages.hashes[a] == self.passages.hashes[b]:
-            return True
-        x, y = _shingles(self.passages.text(a)), _shingles(self.passages.text(b))
-        return bool(x and y) and len(x & y) >= NEAR_DUPLICATE * len(x | y)
-
-    def _closeness(self, row: int, vector: np.ndarray | None) -> list[float] | None:
+    def closeness(self, row: int, vector: np.ndarray | None) -> list[float] | None:
         """Cosine of the question and each sentence of passage `row`, when known."""
         if vector is None or self.sentence_vectors is None:
             return None
-        first = int(self._sentence_starts[row])
-        count = len(self._sentences_of(row).bounds)
+        first = int(self.sentence_starts[row])
+        count = int(self._sentence_counts[row])
         return (self.sentence_vectors[first : first + count] @ vector).tolist()
 
-    def _sentences_of(self, row: int) -> Sentences:
+    def best_sentences(self, rows: np.ndarray | None, vector: np.ndarray) -> np.ndarray | None:
+        """Each passage's (of `rows`, or all) highest sentence cosine to the question:
+        finds the one relevant sentence that a long passage's single vector dilutes.
+        None without sentence vectors."""
+        if self.sentence_vectors is None:
+            return None
+        if rows is None:
+            if not len(self):
+                return np.zeros(0, np.float32)
+            sims = self.sentence_vectors @ vector
+            return np.maximum.reduceat(sims, self.sentence_starts).astype(np.float32)
+        counts = self._sentence_counts[rows]
+        sims = self.sentence_vectors[_expand(self.sentence_starts[rows], counts)] @ vector
+        best = self.vectors[rows] @ vector  # a passage without sentences: its own vector
+        has = counts > 0
+        if has.any():
+            best[has] = np.maximum.reduceat(sims, (np.cumsum(counts) - counts)[has])
+        return best.astype(np.float32)
+
+    def title_coverage(self, rows: np.ndarray, question: Question) -> np.ndarray:
+        """How much of the question the title of each passage's article holds
+        (`qa.signals.coverage`)."""
+        out = np.zeros(len(rows), np.float32)
+        for i, row in enumerate(rows.tolist()):
+            doc_id = self.passages.doc_id(row)
+            words = self._titles.get(doc_id)
+            if words is None:
+                if len(self._titles) >= SENTENCES_KEPT:
+                    self._titles.clear()
+                words = self._titles[doc_id] = frozenset(tokenize(self.documents[doc_id].title))
+            out[i] = coverage(words, question)
+        return out
+
+    def sentences_of(self, row: int) -> Sentences:
         sentences = self._sentences.get(row)
         if sentences is None:
             if len(self._sentences) >= SENTENCES_KEPT:  # a server runs for months
@@ -475,7 +398,7 @@ class Index:
         rows = self._rows_of(doc_id)
         return sorted((self.passages[int(r)] for r in rows), key=lambda p: p.start)
 
-    def _hit(
+    def hit(
         self,
         row: int,
         score: float,
@@ -747,6 +670,7 @@ class Index:
 
     def info(self) -> dict[str, Any]:
         return {
+            "ranking": ranking.describe(self),
             "model": self.encoder.name,
             "dimension": self.encoder.dimension,
             "max_tokens": self.encoder.max_tokens,
@@ -1037,34 +961,6 @@ def check_mode(mode: Any) -> str:
     return str(mode)
 
 
-def _best_first(scores: np.ndarray) -> Iterator[int]:
-    """Positions of `scores`, best first, ties in position order (a stable sort),
-    sorting only as much as the caller consumes."""
-    n, shown, want = len(scores), 0, 64
-    while shown < n:
-        order = _top(scores, min(n, want))
-        yield from (int(i) for i in order[shown:])
-        shown, want = len(order), want * 4
-
-
-def _top(scores: np.ndarray, m: int) -> np.ndarray:
-    """The best `m` positions and every position tied with the m-th, in stable order:
-    always a prefix of the full stable order, so successive calls never disagree."""
-    # Selection only among scores above the lowest: np.partition crawls over many
-    # equal values, and most passages of a large index score BM25's 0 (32 ms -> 5 ms
-    # at 1M passages). The same positions either way.
-    low = scores.min(initial=np.inf)
-    rest = np.flatnonzero(scores > low)
-    if len(rest) < m:  # the m-th best is the lowest score: every position, lowest last
-        return np.concatenate(
-            [rest[np.lexsort((rest, -scores[rest]))], np.flatnonzero(scores <= low)]
-        )
-    part = scores[rest]
-    kth = np.partition(part, len(part) - m)[len(part) - m]
-    top = rest[part >= kth]
-    return top[np.lexsort((top, -scores[top]))]
-
-
 def _matches(doc: DocumentInfo, field: str, value: Any) -> bool:
     actual = {"doc_id": doc.id, "id": doc.id, "title": doc.title, "source": doc.source}.get(
         field, doc.metadata.get(field, _MISSING)
@@ -1078,12 +974,6 @@ _MISSING = object()
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
-
-
-@functools.lru_cache(maxsize=4096)
-def _shingles(text: str) -> frozenset[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
-    return frozenset(zip(words, words[1:], words[2:], strict=False))
 
 
 def _encoder(model: str | Encoder | None) -> Encoder:

@@ -30,6 +30,42 @@ def test_txt_title_is_first_non_empty_line(tmp_path: Path) -> None:
     assert doc.source == str(f)
 
 
+# The openings of pages saved or scraped to text: navigation comes first, the title after.
+SCRAPED = [
+    ("Skip to Content\n\nPeacekeeping role of Kazakh President\n\nby September 12, 2018",
+     "Peacekeeping role of Kazakh President"),
+    ("Skip to main content\nToggle navigation\nMain menu\nSearch this site\n"
+     "Home > News > Europe\nEN | RU | KZ\nRivers of Europe\nThe Danube flows east.",
+     "Rivers of Europe"),
+    ("Sign in\nSubscribe\nYou are here: Home / Blog\n***\nQ&A with the forum's founder\n",
+     "Q&A with the forum's founder"),
+    ("Menu\n\nThe Home Office and the menu of reforms\n", "The Home Office and the menu of reforms"),
+    ("2019\nAnnual report\n", "2019"),  # a year is a title, not furniture
+    ("Home\nSearch\n", "Home"),  # nothing but furniture: the first line, as before
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "title"), SCRAPED, ids=[t for _, t in SCRAPED])
+def test_txt_title_skips_page_navigation(tmp_path: Path, text: str, title: str) -> None:
+    [doc] = qa.load_documents([write(tmp_path / "page.txt", text)])
+    assert doc.title == title
+    assert doc.text == text  # the text keeps every line: offsets index it as it is
+
+
+def test_bundled_articles_have_real_titles() -> None:
+    titles = {d.id: d.title for d in qa.load_documents([ARTICLES])}
+    assert titles["004_1935e6c797c1ede0.txt"] == (
+        "Peacekeeping role of Kazakh President distinguished in Slovenia"
+    )
+    assert all(len(t.split()) >= 4 for t in titles.values()), titles
+
+
+def test_markdown_title_skips_link_furniture(tmp_path: Path) -> None:
+    page = "[Skip to content](#main)\n\n# Notes on rivers\n\nThe Danube."
+    [doc] = qa.load_documents([write(tmp_path / "n.md", page)])
+    assert doc.title == "Notes on rivers"
+
+
 def test_markdown_title_drops_heading_marks(tmp_path: Path) -> None:
     [doc] = qa.load_documents([write(tmp_path / "n.md", "# Notes on rivers\n\nThe Danube.")])
     assert doc.title == "Notes on rivers"

@@ -91,6 +91,22 @@ def _results_change(tab, before: str, timeout: float = 60_000) -> None:
     )
 
 
+def _drawn_with(tab, selector: str) -> dict[str, int]:
+    """The fonts Chromium drew the text of the first `selector` with: family -> glyphs,
+    "(system)" after a font of the machine rather than one the page served (DevTools'
+    CSS.getPlatformFontsForNode: what was rendered, not what CSS asked for)."""
+    cdp = tab.context.new_cdp_session(tab)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cdp.detach()
+    return {f["familyName"]: int(f["glyphCount"]) for f in fonts if f["isCustomFont"]} | {
+        f"{f['familyName']} (system)": int(f["glyphCount"]) for f in fonts if not f["isCustomFont"]
+    }
+
+
 def _results(tab) -> str:
     return str(tab.evaluate(SHOWN))
 
@@ -124,6 +140,12 @@ def test_ask_read_the_answer_click_an_example(page) -> None:
     assert box.input_value() == EXAMPLES[2]
     top = tab.locator("#results .hit").first
     assert "Abdrakhmanov" in top.inner_text() and top.locator(".passage mark.answer").count() == 1
+    # A result's title is drawn in one font, the page's own: Gradio's semibold Source
+    # Sans Pro is a subset holding "A" but not "b", so "About the presentation..." was
+    # drawn in it and in the machine's DejaVu Sans Bold (18 and 81 glyphs).
+    assert top.locator("h4").inner_text().startswith("1. About the presentation")
+    [(font, glyphs)] = _drawn_with(tab, "#results .hit h4").items()
+    assert font.startswith("Source Sans") and glyphs > 90, (font, glyphs)
 
     # the button, and a question the articles do not answer
     before = _results(tab)

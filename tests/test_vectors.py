@@ -4,6 +4,7 @@ brute-force numpy oracle; measured recall; serialization; add/remove; kind by si
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -342,7 +343,8 @@ def test_hybrid_on_an_approximate_index_fuses_only_its_candidates(corpus, fake):
 
     exact = qa.build_index(corpus, model=fake, index_kind="flat")
     approximate = qa.build_index(corpus, model=fake, index_kind="ivf")
-    approximate.candidates = 5  # at least 10 k + 10 = 20 from each side for k=1
+    # at least 10 k + 10 = 20 from each side for k=1
+    approximate.ranking = replace(approximate.ranking, candidates=5)
     assert len(approximate) > 2 * 20
     same = 0
     for p in exact.passages[::9]:
@@ -350,7 +352,7 @@ def test_hybrid_on_an_approximate_index_fuses_only_its_candidates(corpus, fake):
         query = fake.encode_queries([question])[0]
         # the oracle: union of the 20 nearest (by the vector index) and the 20 best by
         # BM25 with a score, each signal min-max normalized over that union
-        _, nearest = approximate._nearest(query[None, :], 20)
+        _, nearest = approximate.nearest(query[None, :], 20)
         lexical = approximate.lexical.scores(question)
         cut = np.sort(lexical)[-20]  # rows tied with the 20th are all in
         best = np.flatnonzero((lexical >= cut) & (lexical > 0))
@@ -360,9 +362,9 @@ def test_hybrid_on_an_approximate_index_fuses_only_its_candidates(corpus, fake):
             for t in (approximate.passages[r] for r in rows)
         ]
         want = fuse(approximate.vectors[rows] @ query, lexical[rows], np.array(sentences))
-        hit = approximate.search(question, k=1)[0]
+        hit = approximate.search(question, k=1, ranker="fusion")[0]
         assert hit.score == pytest.approx(float(want.max()), abs=1e-5)
-        same += hit.id == exact.search(question, k=1)[0].id
+        same += hit.id == exact.search(question, k=1, ranker="fusion")[0].id
         # filtered and lexical searches still score every passage they may return
         for kwargs in ({"mode": "lexical"}, {"where": {"doc_id": p.doc_id}}):
             got = approximate.search(question, k=3, **kwargs)
@@ -373,7 +375,7 @@ def test_hybrid_on_an_approximate_index_fuses_only_its_candidates(corpus, fake):
 
 
 def test_top_is_a_prefix_of_the_stable_order_with_every_tie():
-    from qa.index import _top
+    from qa.ranking import top
 
     rng = np.random.default_rng(0)
     for trial in range(600):
@@ -385,6 +387,6 @@ def test_top_is_a_prefix_of_the_stable_order_with_every_tie():
         ][trial % 3]
         m = int(rng.integers(1, n + 1))
         order = np.argsort(-x, kind="stable")
-        got = _top(x, m)
+        got = top(x, m)
         assert len(got) >= m and (got == order[: len(got)]).all()
         assert (x[got] >= x[order[m - 1]]).all() and (x[order[len(got) :]] < x[order[m - 1]]).all()

@@ -59,6 +59,24 @@ AUTH_ENV = "SEMANTIC_QA_AUTH"
 # The index each app built here searches: `launch` serves the JSON API over the same
 # one, so articles added through the form appear there too.
 _LIVE: weakref.WeakKeyDictionary[gr.Blocks, LiveIndex] = weakref.WeakKeyDictionary()
+# Gradio's default theme with its text font in weights whose files hold every glyph.
+# The default asks for Source Sans Pro 400 and 600, but Gradio ships 600 as a 55-glyph
+# subset (a few capitals, "A" among them): semibold text such as a result's title was
+# drawn in two fonts, its "A"s in Source Sans Pro and every other letter in the
+# fallback. The browser draws semibold from 700 instead.
+FONT_WEIGHTS = (400, 700)
+
+
+def theme() -> gr.themes.Base:
+    """The form's theme: Gradio's default, fonts served locally in complete weights."""
+    return gr.themes.Default(
+        font=[
+            gr.themes.LocalFont("Source Sans Pro", weights=FONT_WEIGHTS),
+            "ui-sans-serif",
+            "system-ui",
+            "sans-serif",
+        ]
+    )
 
 
 def build_app(
@@ -192,6 +210,7 @@ def launch(
         server_name=host,
         server_port=port,
         css=render.CSS,
+        theme=theme(),
         max_file_size=int(max_upload_mb * 1024 * 1024),
         footer_links=["api"],
         show_error=True,

@@ -1,0 +1,345 @@
+"""Ranking: from a question to hits, the one path every search takes.
+
+    candidates -> signals -> scorer -> de-duplication -> hits with answer sentences
+
+- **Candidates**: every passage (or every passage `where=` selects) when the index
+  scores all of them (an exact vector index); over an approximate one (or Milvus), the
+  nearest passages by the vector index and the best by BM25 (`Settings.candidates`
+  each).
+- **Signals**: the passage's cosine to the question (dense), its BM25 (lexical), its
+  closest sentence's cosine, fused by `qa.fusion` (the fixed fusion, the hybrid score).
+- **Scorer**: with `ranker="learned"` (the default for indexes with sentence vectors)
+  the best `Settings.reranked` passages by fused score are scored again by the scorers
+  trained on SQuAD-train (`qa.scorers`): one picks each passage's answer sentence, the
+  other orders the passages on what it and the signals say (`qa.signals`). Their
+  score is a probability that the passage holds the answer. `ranker="fusion"` keeps
+  the fused score.
+- **De-duplication**: a passage whose text repeats a better one (up to case and
+  spacing, or nearly: word 3-gram Jaccard >= `NEAR_DUPLICATE`) is not a hit of its own;
+  its article is listed in the better one's `also_in`.
+- **Answer sentences**: the learned sentence scorer's choice, or (fusion, lexical
+  mode, no sentence vectors) the sentence holding the most of the question's rare words
+  (`qa.answers`).
+
+>>> rank(index, "Who chaired the OSCE?", vector, 5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import signals as sig
+from .errors import InvalidInputError
+from .fusion import DEFAULT_FUSION, DEFAULT_WEIGHT, fuse
+from .hits import Hit
+from .scorers import Scorer, default_scorers
+
+if TYPE_CHECKING:
+    from .index import Index
+
+RANKERS = ("learned", "fusion")
+DEFAULT_RANKER = "fusion"
+# Word 3-gram Jaccard similarity from which two passages count as one.
+NEAR_DUPLICATE = 0.8
+# Candidates from each side for hybrid search over an approximate vector index:
+# on SQuAD-dev re-ranking 50 or more of them ranks as scoring all (BENCHMARKS.md).
+CANDIDATES = 100
+# Passages the learned scorer ranks again: the best by fused score (BENCHMARKS.md).
+RERANKED = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How an index ranks: `ranker` ("learned" or "fusion"), the fusion (`qa.fusion`:
+    "score" or "rrf", and the dense `weight`), the `candidates` taken from each side over
+    an approximate index, and how many passages the learned scorer ranks again."""
+
+    ranker: str = DEFAULT_RANKER
+    fusion: str = DEFAULT_FUSION
+    weight: float = DEFAULT_WEIGHT
+    candidates: int = CANDIDATES
+    reranked: int = RERANKED
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Rows to rank (ascending) with one score each (the mode's: cosine, BM25 or fused)
+    and, for hybrid search, the signals that were fused."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    signals: Mapping[str, np.ndarray] | None = None
+
+
+def describe(index: Index) -> dict[str, Any]:
+    """How `index` ranks, for its manifest and `semantic-qa info`: the ranker its
+    hybrid searches use, and the scorers' files and checksums when learned."""
+    s = index.ranking
+    ranker = s.ranker if index.sentence_vectors is not None else "fusion"
+    out: dict[str, Any] = {"ranker": ranker, "fusion": s.fusion, "weight": s.weight}
+    if ranker == "learned":
+        passage, sentence = default_scorers()
+        out["scorers"] = {
+            "passage": f"{passage.kind} {passage.version}",
+            "sentence": f"{sentence.kind} {sentence.version}",
+        }
+        out["reranked"] = s.reranked
+    return out
+
+
+def check_ranker(ranker: Any) -> str:
+    """`ranker` as given; `InvalidInputError` for anything but one of `RANKERS`."""
+    if ranker not in RANKERS:
+        raise InvalidInputError(f"ranker must be one of {', '.join(RANKERS)}, got {ranker!r}")
+    return str(ranker)
+
+
+def rank(
+    index: Index,
+    question: str,
+    vector: np.ndarray | None,
+    k: int,
+    mode: str = "hybrid",
+    rows: np.ndarray | None = None,
+    where: Mapping[str, Any] | None = None,
+    ranker: str | None = None,
+) -> list[Hit]:
+    """The `k` best hits for `question` (its `vector` unless lexical), among `rows` when
+    given (the passages `where` selects; Milvus applies `where` itself)."""
+    settings = index.ranking
+    learned = _learned(index, ranker or settings.ranker, vector)
+    found = candidates(index, question, vector, k, mode, rows, where)
+    query = sig.Question.of(question, vector, index.lexical.idf)
+    order, scores = _best_first(found.scores), found.scores
+    answers: dict[int, tuple[int, int]] = {}
+    if learned is not None and mode == "hybrid" and found.signals is not None:
+        head = max(settings.reranked, k + 10)
+        order, scores, answers = _rerank(index, query, found, learned, head)
+    kept: list[tuple[int, float]] = []
+    also: dict[int, list[str]] = {}
+    for i in order:
+        row = int(found.rows[i])
+        twin = next((r for r, _ in kept if _near_duplicate(index, row, r)), None)
+        if twin is not None:
+            also[twin].append(index.passages.doc_id(row))
+            continue
+        kept.append((row, float(scores[i])))
+        also[row] = [index.passages.doc_id(r) for r in index.copies(row) if r != row]
+        if len(kept) == k:
+            break
+    hits = []
+    for place, (row, score) in enumerate(kept, 1):
+        answer = answers.get(row) or _answer(index, query, row, learned)
+        doc_id = index.passages.doc_id(row)
+        others = tuple(dict.fromkeys(d for d in also[row] if d != doc_id))
+        hits.append(index.hit(row, score, place, answer, others))
+    return hits
+
+
+def candidates(
+    index: Index,
+    question: str,
+    vector: np.ndarray | None,
+    k: int,
+    mode: str,
+    rows: np.ndarray | None,
+    where: Mapping[str, Any] | None = None,
+) -> Candidates:
+    """The passages worth ranking and their scores for `mode` (see the module's doc)."""
+    everything = np.arange(len(index)) if rows is None else rows
+    if vector is None or mode == "lexical":
+        lexical = index.lexical.scores(question)
+        return Candidates(everything, lexical if rows is None else lexical[rows])
+    if mode == "hybrid" and rows is None and not index.exact:
+        return _hybrid_candidates(index, question, vector, k)
+    if mode == "dense" and (rows is None or index.store is not None) and not index.exact:
+        # An approximate index spares scoring every passage: its nearest ones (room
+        # for folding duplicates) are scored exactly, the rest not at all. Milvus
+        # applies `where` itself, so it returns min(k, matches) of those.
+        c = min(len(everything), 10 * k + 10)
+        _, nearest = index.nearest(vector[None, :], max(c, 1), where)
+        found = np.sort(nearest[0][nearest[0] >= 0])
+        return Candidates(found, index.vectors[found] @ vector)
+    dense = (index.vectors if rows is None else index.vectors[rows]) @ vector
+    if mode == "dense":
+        return Candidates(everything, dense)
+    lexical = index.lexical.scores(question)
+    lexical = lexical if rows is None else lexical[rows]
+    return _fused(index, everything, dense, lexical, index.best_sentences(rows, vector))
+
+
+def _hybrid_candidates(index: Index, question: str, vector: np.ndarray, k: int) -> Candidates:
+    """Hybrid search over an approximate vector index: the union of the `candidates`
+    nearest by the vector index and the `candidates` best by BM25, fused as all
+    passages are (min-max over these candidates; sentence vectors of these passages
+    only). At 1M passages this is what keeps hybrid search within milliseconds; on
+    SQuAD-dev it ranks as scoring every passage does (BENCHMARKS.md, "Scale")."""
+    c = min(len(index), max(index.ranking.candidates, 10 * k + 10))
+    lexical = index.lexical.scores(question)
+    _, nearest = index.nearest(vector[None, :], c)
+    # rows without a single question word are no lexical candidates, just noise;
+    # every row tied with the c-th best is in: no arbitrary cut
+    scored = np.flatnonzero(lexical > 0)
+    best = scored[top(lexical[scored], min(c, len(scored)))] if len(scored) else scored
+    rows = np.union1d(nearest[0][nearest[0] >= 0], best)
+    dense = index.vectors[rows] @ vector
+    return _fused(index, rows, dense, lexical[rows], index.best_sentences(rows, vector))
+
+
+def _fused(
+    index: Index,
+    rows: np.ndarray,
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    sentences: np.ndarray | None,
+) -> Candidates:
+    s = index.ranking
+    fused = fuse(dense, lexical, sentences, method=s.fusion, weight=s.weight)
+    signals = {"dense": dense, "lexical": lexical, "fused": fused}
+    if sentences is not None:
+        signals["sentence"] = sentences
+    return Candidates(rows, fused, signals)
+
+
+def _learned(index: Index, ranker: str, vector: np.ndarray | None) -> Scorer | None:
+    """The passage scorer when the learned ranker applies: asked for, a question
+    vector, and sentence vectors in the index (what its signals need)."""
+    if check_ranker(ranker) != "learned" or vector is None or index.sentence_vectors is None:
+        return None
+    return default_scorers()[0]
+
+
+def _rerank(
+    index: Index, query: sig.Question, found: Candidates, scorer: Scorer, reranked: int
+) -> tuple[Iterator[int], np.ndarray, dict[int, tuple[int, int]]]:
+    """(positions best first, scores, answer spans by row): the best `reranked`
+    candidates by fused score in the passage scorer's order, scored by it; the others
+    (only reached when duplicates fold many away) after them, in fused order, at 0."""
+    fused = found.scores
+    head = top(fused, min(reranked, len(fused)))[:reranked]
+    features, answers = passage_rows(index, query, found, head)
+    probability = scorer.score(features)
+    scores = np.zeros(len(fused), dtype=np.float32)
+    scores[head] = probability
+    seen = set(head.tolist())
+    order = head[np.lexsort((np.arange(len(head)), -probability))]
+    rest = (i for i in _best_first(fused) if i not in seen)
+    spans = {int(found.rows[h]): answers[j] for j, h in enumerate(head)}
+    return iter([*order.tolist(), *rest]), scores, spans
+
+
+def passage_rows(
+    index: Index, query: sig.Question, found: Candidates, positions: np.ndarray
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The `qa.signals.PASSAGE_FEATURES` of the candidates at `positions` and the span
+    of each one's answer sentence (by the sentence scorer)."""
+    assert found.signals is not None
+    rows = found.rows[positions]
+    sentence_scorer = default_scorers()[1]
+    answers, best_rows, spans, coverage, lengths = [], [], [], [], []
+    for row in rows.tolist():
+        sentences = index.sentences_of(row)
+        features = sig.sentence_features(sentences, query, index.closeness(row, query.vector))
+        probability = sentence_scorer.score(features)
+        best = int(np.argmax(probability))
+        answers.append(float(probability[best]))
+        best_rows.append(features[best])
+        spans.append(sentences.bounds[best])
+        coverage.append(sig.coverage(frozenset().union(*sentences.tokens), query))
+        lengths.append(sum(len(w) for w in sentences.words))
+    titles = index.title_coverage(rows, query)
+    values = {name: np.asarray(v)[positions] for name, v in found.signals.items()}
+    values.setdefault("sentence", values["dense"])
+    features = sig.passage_features(
+        query,
+        values,
+        np.asarray(answers, np.float32),
+        best_rows,
+        np.asarray(coverage, np.float32),
+        titles,
+        _neighbours(index, found, rows),
+        index.passages.docs[rows],
+        np.asarray(lengths, np.float32),
+    )
+    return features, spans
+
+
+def _neighbours(index: Index, found: Candidates, rows: np.ndarray) -> np.ndarray:
+    """The best fused score of the passages just before and after each of `rows` in
+    its article, among the candidates (the lowest candidate score when neither is)."""
+    fused, all_rows = found.scores, found.rows
+    low = float(fused.min(initial=0.0))
+    docs = index.passages.docs
+    out = np.full(len(rows), low, dtype=np.float32)
+    for step in (-1, 1):
+        near = rows + step
+        inside = (near >= 0) & (near < len(index))
+        near = np.where(inside, near, rows)
+        same = inside & (docs[near] == docs[rows])
+        at = np.searchsorted(all_rows, near).clip(0, max(len(all_rows) - 1, 0))
+        known = same & (all_rows[at] == near) if len(all_rows) else same & False
+        out = np.where(known, np.maximum(out, fused[at]), out)
+    return out
+
+
+def _answer(index: Index, query: sig.Question, row: int, learned: Scorer | None) -> tuple[int, int]:
+    """The answer sentence of passage `row`: the sentence scorer's choice when the
+    learned ranker applies, else the most of the question's rare words (ties: the
+    sentence closest to the question, then the earlier)."""
+    sentences = index.sentences_of(row)
+    closeness = index.closeness(row, query.vector)
+    if learned is not None:
+        features = sig.sentence_features(sentences, query, closeness)
+        best = int(np.argmax(default_scorers()[1].score(features)))
+        return sentences.bounds[best]
+    start, end, _ = sentences.best(query.idf, closeness)
+    return start, end
+
+
+def _near_duplicate(index: Index, a: int, b: int) -> bool:
+    """Same text up to case and spacing, or (overlapping windows, lightly edited
+    copies) word 3-gram Jaccard similarity of at least `NEAR_DUPLICATE`."""
+    if index.passages.hashes[a] == index.passages.hashes[b]:
+        return True
+    x, y = _shingles(index.passages.text(a)), _shingles(index.passages.text(b))
+    return bool(x and y) and len(x & y) >= NEAR_DUPLICATE * len(x | y)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shingles(text: str) -> frozenset[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return frozenset(zip(words, words[1:], words[2:], strict=False))
+
+
+def _best_first(scores: np.ndarray) -> Iterator[int]:
+    """Positions of `scores`, best first, ties in position order (a stable sort),
+    sorting only as much as the caller consumes."""
+    n, shown, want = len(scores), 0, 64
+    while shown < n:
+        order = top(scores, min(n, want))
+        yield from (int(i) for i in order[shown:])
+        shown, want = len(order), want * 4
+
+
+def top(scores: np.ndarray, m: int) -> np.ndarray:
+    """The best `m` positions and every position tied with the m-th, in stable order:
+    always a prefix of the full stable order, so successive calls never disagree."""
+    # Selection only among scores above the lowest: np.partition crawls over many
+    # equal values, and most passages of a large index score BM25's 0 (32 ms -> 5 ms
+    # at 1M passages). The same positions either way.
+    low = scores.min(initial=np.inf)
+    rest = np.flatnonzero(scores > low)
+    if len(rest) < m:  # the m-th best is the lowest score: every position, lowest last
+        return np.concatenate(
+            [rest[np.lexsort((rest, -scores[rest]))], np.flatnonzero(scores <= low)]
+        )
+    part = scores[rest]
+    kth = np.partition(part, len(part) - m)[len(part) - m]
+    best = rest[part >= kth]
+    return best[np.lexsort((best, -scores[best]))]
