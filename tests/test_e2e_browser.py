@@ -194,3 +194,20 @@ def test_ask_read_the_answer_click_an_example(page) -> None:
     assert (ARTIFACTS / "e2e-form.png").stat().st_size > 10_000
     assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
     assert seconds < 30
+
+
+def test_the_api_docs_page_works_offline(page, url: str) -> None:
+    tab, outside = page
+    tab.goto(url + "api/docs")
+    tab.locator(".opblock").first.wait_for(timeout=60_000)
+    operations = tab.locator(".opblock-summary-path").all_inner_texts()
+    assert sorted(operations) == ["/health", "/info", "/search", "/search"]
+    assert "semantic-qa" in tab.locator(".info .title").inner_text()
+    # try it: GET /search with the example question, from the page itself
+    tab.locator(".opblock-get").filter(has_text="/search").locator(".opblock-summary").click()
+    tab.locator(".opblock-get .execute").first.click()
+    answer = tab.locator(".opblock-get .live-responses-table .microlight").first
+    answer.wait_for(timeout=60_000)
+    body = answer.inner_text()
+    assert '"hits"' in body and "Bled Strategic Forum" in body
+    assert outside == [], f"the docs page reached outside 127.0.0.1: {outside}"

@@ -1,7 +1,9 @@
-"""A short load test (the long one is benchmarks/load.py, results in BENCHMARKS.md):
-several gradio_client clients search a served form for a few seconds while articles
-are uploaded through it. No request may fail, and no search may see an upload in
-part: each batch of articles shows up whole or not at all."""
+"""A short load test (the long ones are benchmarks/load.py and benchmarks/http_api.py,
+results in BENCHMARKS.md): clients search a served form for a few seconds, half of them
+through the form's `/search` (gradio_client), half through the JSON API
+(`/api/search`), while articles are uploaded through the form. No request may fail,
+and no search may see an upload in part: each batch of articles shows up whole or not
+at all, in both APIs."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -41,6 +45,21 @@ def _batch(n: int) -> bytes:
     ).encode()
 
 
+def _asker(url: str, api: str) -> Callable[[str], list[dict]]:
+    """Ask 10 passages of the form's `/search` ("form") or of `/api/search` ("json")."""
+    if api == "form":
+        client = Client(url, verbose=False)
+        return lambda question: client.predict(question, 10, api_name="/search")
+    http = httpx.Client(base_url=url, timeout=LIMIT)
+
+    def ask(question: str) -> list[dict]:
+        reply = http.get("api/search", params={"q": question, "k": 10})
+        reply.raise_for_status()
+        return reply.json()["hits"]
+
+    return ask
+
+
 @pytest.mark.model
 def test_concurrent_searches_while_articles_are_added(tmp_path: Path, real_encoder) -> None:
     live = LiveIndex(qa.build_index(TINY, tmp_path / "index", model=real_encoder))
@@ -56,7 +75,7 @@ def test_concurrent_searches_while_articles_are_added(tmp_path: Path, real_encod
     deadline = time.monotonic() + LIMIT
 
     def search(seed: int) -> None:
-        client = Client(url, verbose=False)
+        ask = _asker(url, "form" if seed % 2 else "json")
         i, done = seed, 0
         while time.monotonic() < deadline and (done < SEARCHES or len(added) < UPLOADS):
             i += 1
@@ -64,7 +83,7 @@ def test_concurrent_searches_while_articles_are_added(tmp_path: Path, real_encod
             question = f"What does the zyxquokka{batch} eat?" if i % 2 else "Apollo 11 Moon"
             started = time.perf_counter()
             try:
-                hits = client.predict(question, 10, api_name="/search")
+                hits = ask(question)
             except Exception as err:
                 errors.append(f"{type(err).__name__}: {err}")
                 continue

@@ -215,9 +215,13 @@ def test_an_uploads_folder_that_cannot_be_made_is_a_one_line_error(
 class _FakeBlocks:
     def __init__(self) -> None:
         self.kwargs: dict = {}
+        self.blocked = False
 
     def launch(self, **kwargs: object) -> None:
         self.kwargs = kwargs
+
+    def block_thread(self) -> None:  # `ui.launch` serves until interrupted
+        self.blocked = True
 
 
 @pytest.mark.parametrize(
@@ -241,6 +245,7 @@ def test_another_host_without_a_password_prints_a_warning(
     with caplog.at_level(logging.WARNING, logger="ui.app"):
         launch(app, host=host, port=7861, auth=auth)  # type: ignore[arg-type]
     assert app.kwargs["server_name"] == host and app.kwargs["auth"] == auth
+    assert app.kwargs["quiet"] is True and app.blocked  # our start-up lines, not Gradio's
     assert ("without a password" in caplog.text) is warned
     assert is_loopback(host) is (host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
 

@@ -1,11 +1,12 @@
-"""The web form: a question box over an index, uploads, and the `/search` HTTP API.
+"""The web form: a question box over an index, uploads, the form's `/search` API and,
+on the same port, the JSON API (`ui.api`, mounted at /api by `launch`).
 
 >>> app = build_app(qa.load_index("data/index"))   # doctest: +SKIP
 >>> launch(app, host="127.0.0.1", port=7860)       # doctest: +SKIP
 
-Only `/search` is public API; every event of the form itself is private. Theme and
-CSS go to `launch` (Gradio 6); the default theme's fonts are served by Gradio itself,
-so the page needs no network.
+Only `/search` is public API of the form; every event of the form itself is private.
+Theme and CSS go to `launch` (Gradio 6); the default theme's fonts are served by Gradio
+itself, so the page needs no network.
 """
 
 from __future__ import annotations
@@ -14,22 +15,26 @@ import html
 import ipaddress
 import logging
 import os
+import urllib.parse
+import weakref
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+from starlette.routing import Mount
 
 from qa import Index, InvalidInputError, QAError
 from qa.documents import SUPPORTED_SUFFIXES
 from qa.search import open_index
 
-from . import render
+from . import api, render
 from .handlers import (
     DEFAULT_MAX_UPLOAD_FILES,
     DEFAULT_MAX_UPLOAD_MB,
     MAX_PASSAGES,
+    SEARCH_CONCURRENCY,
     LiveIndex,
 )
 
@@ -49,12 +54,11 @@ _PROGRESS = gr.Progress(track_tqdm=True)
 # Where `serve` keeps uploaded files, next to the index folder (data/uploads for the
 # bundled data/index); Gradio's cache (GRADIO_TEMP_DIR) points there.
 UPLOADS = "uploads"
-# Searches the API runs at once (Gradio's default is one: every other request waits
-# in line, so latency grows with each client). Searching is read-only and
-# thread-safe; an upload swaps the whole index at once (LiveIndex).
-SEARCH_CONCURRENCY = max(2, os.cpu_count() or 1)
 # The environment variable that turns on password protection: "user:password".
 AUTH_ENV = "SEMANTIC_QA_AUTH"
+# The index each app built here searches: `launch` serves the JSON API over the same
+# one, so articles added through the form appear there too.
+_LIVE: weakref.WeakKeyDictionary[gr.Blocks, LiveIndex] = weakref.WeakKeyDictionary()
 # Gradio's default theme with its text font in weights whose files hold every glyph.
 # The default asks for Source Sans Pro 400 and 600, but Gradio ships 600 as a 55-glyph
 # subset (a few capitals, "A" among them): semibold text such as a result's title was
@@ -158,6 +162,7 @@ def build_app(
         picked.click(ask_example, [picked, k], [question, results], api_visibility="private")
         add.click(add_files, [files], [added, stats], api_visibility="private")
         gr.api(search, api_name="search", concurrency_limit=SEARCH_CONCURRENCY)
+    _LIVE[app] = live
     return app
 
 
@@ -177,13 +182,17 @@ def launch(
     port: int | None = 7860,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     auth: tuple[str, str] | None = None,
+    quiet: bool = False,
+    prevent_thread_lock: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Serve `app` on `host`:`port` with the form's CSS and the upload size limit
-    (enforced by the server as well as by the form). `auth`: (user, password) that
-    the page and the API then ask for. Binding anything but a loopback address
-    without `auth` logs a warning: anyone who can reach the port can search the
-    articles and add to them."""
+    (enforced by the server as well as by the form), and the JSON API at /api over the
+    same index (an app from `build_app`). `auth`: (user, password) that the page and
+    both APIs then ask for. Binding anything but a loopback address without `auth`
+    logs a warning: anyone who can reach the port can search the articles and add to
+    them. Prints where everything is (`start_message`) unless `quiet`; serves until
+    interrupted unless `prevent_thread_lock`."""
     if not is_loopback(host) and auth is None:
         log.warning(
             "serving on %s without a password: anyone who can reach this machine's port %s "
@@ -193,7 +202,11 @@ def launch(
             port,
             AUTH_ENV,
         )
-    return app.launch(
+    live = _LIVE.get(app)
+    if live is not None:
+        routes = [Mount(api.PATH, api.build_api(live, auth=auth))]
+        kwargs["app_kwargs"] = {**kwargs.get("app_kwargs", {}), "routes": routes}
+    started = app.launch(
         server_name=host,
         server_port=port,
         css=render.CSS,
@@ -202,8 +215,51 @@ def launch(
         footer_links=["api"],
         show_error=True,
         auth=auth,
+        quiet=True,  # Gradio's lines tell a Python programmer to call launch(share=True)
+        prevent_thread_lock=True,
         **kwargs,
     )
+    if not quiet:
+        print(start_message(host, port or app.server_port, auth), flush=True)
+    if not prevent_thread_lock:
+        app.block_thread()
+    return started
+
+
+def start_message(host: str, port: int, auth: tuple[str, str] | None) -> str:
+    """What `semantic-qa serve` prints once it answers: where the form, the API and its
+    docs are, and how to change who can reach them (never the password)."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    question = urllib.parse.quote_plus(api.EXAMPLE)
+    lines = [
+        f"semantic-qa is serving on {url}/",
+        f"  the form:     {url}/",
+        f"  the JSON API: {url}{api.PATH}/search?q={question}&k=3",
+        f"  API docs:     {url}{api.PATH}/docs",
+    ]
+    if is_loopback(host):
+        lines.append(
+            f"Only this machine can connect ({host}): --host 0.0.0.0 lets other machines in, "
+            "--port PORT serves another port."
+        )
+    else:
+        lines.append(
+            f"Listening on {host}: other machines connect to this machine's address, port "
+            f"{port}; --host 127.0.0.1 keeps them out, --port PORT serves another port."
+        )
+    if auth is None:
+        lines.append(
+            f"No password: --auth USER:PASSWORD (or {AUTH_ENV}=USER:PASSWORD) makes the form "
+            "and the API ask for one."
+        )
+    else:
+        lines.append(
+            f"Password protected: log in on the form as {auth[0]}; "
+            f"curl -u {auth[0]}:PASSWORD '{url}{api.PATH}/search?q=...'"
+        )
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)
 
 
 def is_loopback(host: str) -> bool:

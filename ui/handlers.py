@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,10 @@ MAX_PASSAGES = 20
 # The HTTP API's largest k: more is not an answer any more, and results are
 # de-duplicated pairwise, so a huge k is an easy way to keep the server busy.
 MAX_API_K = 100
+# Searches each API runs at once (Gradio's default is one: every other request waits
+# in line, so latency grows with each client). Searching is read-only and
+# thread-safe; an upload swaps the whole index at once (LiveIndex).
+SEARCH_CONCURRENCY = max(2, os.cpu_count() or 1)
 DEFAULT_MAX_UPLOAD_MB = 10.0
 # Files one upload may hold.
 DEFAULT_MAX_UPLOAD_FILES = 20
@@ -45,13 +50,22 @@ def _no_progress(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+def api_hits(
+    index: Index, question: Any, k: Any = 5, *, mode: Any = None, where: Any = None
+) -> list[dict[str, Any]]:
+    """The HTTP APIs' answer (the form's `/search` and `/api/search`): the same list of
+    `Hit.to_dict()` as `qa.search` and the CLI. Anything wrong with the request (a
+    question that is not a string, empty, too long or holding control characters; `k`
+    not a whole number from 1 to `MAX_API_K`; an unknown `mode`; `where` not a dict)
+    is an `InvalidInputError` with the message Python gives."""
+    return [hit.to_dict() for hit in index.search(question, k=_api_k(k), mode=mode, where=where)]
+
+
 def search_hits(index: Index, question: str, k: Any = 5) -> list[dict[str, Any]]:
-    """The API's answer: the same list of `Hit.to_dict()` as `qa.search` and the CLI.
-    Anything wrong with the request (a question that is not a string, empty, too long
-    or holding control characters; `k` not a whole number from 1 to `MAX_API_K`) is a
-    `gr.Error` with the reason, which the API returns as the error message."""
+    """`api_hits` for the form's `/search`: a bad request is a `gr.Error` with the
+    reason, which Gradio returns as the error message."""
     try:
-        return [hit.to_dict() for hit in index.search(question, k=_api_k(k))]
+        return api_hits(index, question, k)
     except QAError as err:
         raise _refused_request(str(err)) from err
 
