@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -55,21 +56,38 @@ _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
 @dataclass(frozen=True)
 class Document:
     """One article. `id` is stable: the file's path relative to the folder it was found
-    in (or its name), or the JSON Lines `id`."""
+    in (or its name), or the JSON Lines `id`. `page_starts`: for a paged document (PDF),
+    the offset in `text` where each page starts, page 1 first; empty otherwise."""
 
     id: str
     text: str
     title: str = ""
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    page_starts: tuple[int, ...] = ()
 
     @property
     def sha256(self) -> str:
-        """Content fingerprint: changes when the text, title or metadata change."""
-        payload = json.dumps(
-            [self.text, self.title, self.metadata], ensure_ascii=False, sort_keys=True
-        )
+        """Content fingerprint: changes when the text, title, metadata or pages change."""
+        content: list[Any] = [self.text, self.title, self.metadata]
+        if self.page_starts:  # only then: the fingerprints of other articles stay as they were
+            content.append(list(self.page_starts))
+        payload = json.dumps(content, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def pages_between(page_starts: tuple[int, ...], start: int, end: int) -> tuple[int, ...]:
+    """The pages (from 1) that the text `[start, end)` lies on, given where each page
+    starts; () for a document without pages.
+
+    >>> pages_between((0, 100, 250), 90, 120)
+    (1, 2)
+    """
+    if not page_starts:
+        return ()
+    first = max(1, bisect_right(page_starts, start))
+    last = max(first, bisect_right(page_starts, max(start, end - 1)))
+    return tuple(range(first, last + 1))
 
 
 Sources = Iterable[str | Path | Document] | str | Path | Document

@@ -35,7 +35,7 @@ from embeddings import DEFAULT_ENCODER, CachedEncoder, EmbeddingCache, Encoder, 
 from . import store
 from .answers import Sentences, sentence_bounds
 from .backend import Backend, FaissBackend, MilvusBackend, open_backend, reconcile
-from .documents import Document, Sources, load_documents
+from .documents import Document, Sources, load_documents, pages_between
 from .errors import (
     DocumentError,
     DuplicateIdError,
@@ -500,6 +500,7 @@ class Index:
             start,
             end,
             also_in,
+            pages_between(doc.page_starts, p.start, p.end),
         )
 
     def add(self, documents: Sources, *, progress: bool | None = None) -> Index:
@@ -572,7 +573,7 @@ class Index:
         unless that is unchanged) and the articles `removals` taken out; articles in
         `order` (default: where they were, new ones last). Saved when it has a path."""
         started = time.perf_counter()
-        infos = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+        infos = {d.id: DocumentInfo.of(d) for d in docs}
         same = {i for i in infos if i in self.documents and _same(self.documents[i], infos[i])}
         changed = [d for d in docs if d.id not in same]
         documents = {i: d for i, d in self.documents.items() if i not in removals}
@@ -805,7 +806,7 @@ def build_index(
     sentence_vectors = (
         encode_sentences(embedder, passages, progress=progress) if sentences else None
     )
-    documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+    documents = {d.id: DocumentInfo.of(d) for d in docs}
     # Rebuilt over an existing index, keys go on from its next_key: a key is never
     # reused, even by a rebuild (an external store may still hold the old ones).
     first = 0 if path is None else next_key_of(path)
