@@ -25,6 +25,7 @@ import io
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ def read_docx(path: Path, data: bytes) -> tuple[str, str, tuple[int, ...]]:
     """(title, text, page starts) of the Word file `data` (read from `path`)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as err:
         if data.startswith(_OLE):
             raise DocumentError(
                 f"{path}: not a .docx but an older Word file (.doc) or a password-protected "
@@ -144,7 +145,14 @@ class _Parts:
         try:
             with self.archive.open(info) as f:
                 data = f.read(limit + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+        ) as err:
             raise DocumentError(
                 f"{self.path}: {name} cannot be unzipped ({err}); save it again as .docx"
             ) from err
