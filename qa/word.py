@@ -219,19 +219,31 @@ class _Text:
                 if text and not self.heading and name.startswith(("title", "heading")):
                     self.heading = text.split("\n")[0][:300]
             elif child.tag == f"{_W}tbl":
-                rows = [self.row(tr) for tr in child.iter(f"{_W}tr")]
-                self.add("\n".join(r for r in rows if r), [])
+                self.table(child)
             elif child.tag not in _SKIP:  # content controls, custom XML: what they hold
                 inner = child.find(f"{_W}sdtContent") if child.tag == f"{_W}sdt" else child
                 if inner is not None:
                     self.blocks(inner)
 
-    def row(self, tr: ElementTree.Element) -> str:
-        cells = []
-        for tc in tr.findall(f"{_W}tc"):
-            texts = (self.paragraph(p)[0] for p in tc.iter(f"{_W}p"))
-            cells.append(" ".join(t for t in texts if t))
-        return " | ".join(c for c in cells if c)
+    def table(self, tbl: ElementTree.Element) -> None:
+        """A line per row (its own rows: a table in a cell is that cell's text), a page
+        that breaks inside a row starting with the row."""
+        lines: list[str] = []
+        breaks: list[int] = []
+        at = 0
+        for tr in tbl.findall(f"{_W}tr"):
+            cells, broken = [], False
+            for tc in tr.findall(f"{_W}tc"):
+                found = [self.paragraph(p) for p in tc.iter(f"{_W}p")]
+                broken = broken or any(b for _, b in found)
+                cells.append(" ".join(t for t, _ in found if t))
+            line = " | ".join(c for c in cells if c)
+            if line:
+                if broken:
+                    breaks.append(at)
+                lines.append(line)
+                at += len(line) + 1
+        self.add("\n".join(lines), breaks)
 
     def paragraph(self, p: ElementTree.Element) -> tuple[str, list[int]]:
         """A paragraph's text (spaces squeezed) and where pages break in it."""

@@ -307,3 +307,19 @@ def test_a_pdf_without_a_title_is_named_by_its_first_line(tmp_path: Path) -> Non
     assert [d.title for d in docs] == ["Quarterly report on rivers"] * 2
     assert docs[0].text == "Quarterly report on rivers\nThe Danube flows through Vienna."
     assert docs[0].page_starts == (0,)
+
+
+def test_word_tables_are_rows_of_cells_a_table_in_a_cell_is_its_text(tmp_path: Path) -> None:
+    def cell(*paragraphs: str) -> str:
+        return "<w:tc>" + "".join(paragraphs) + "</w:tc>"
+
+    inner = f"<w:tbl><w:tr>{cell(para('inner a'))}{cell(para('inner b'))}</w:tr></w:tbl>"
+    table = (
+        f"<w:tbl><w:tr>{cell(para('Name'))}{cell(para('Role'))}</w:tr>"
+        f"<w:tr>{cell(para('Ada', before='<w:lastRenderedPageBreak/>'))}{cell(para('Chair'), inner)}</w:tr>"
+        "</w:tbl>"
+    )
+    (tmp_path / "t.docx").write_bytes(docx(para("Members") + table + para("After.")))
+    [doc] = qa.load_documents([tmp_path / "t.docx"])
+    assert doc.text == "Members\n\nName | Role\nAda | Chair inner a inner b\n\nAfter."
+    assert doc.page_starts == (0, doc.text.index("Ada"))  # the row that broke the page
