@@ -796,7 +796,7 @@ def build_index(
     docs = load_documents(sources, skip_bad=skip_bad)
     if not docs:
         raise DocumentError(
-            f"no articles found in {sources!r}: give .txt, .md, .html or .jsonl files"
+            f"no articles found in {sources!r}: give .txt, .md, .html, .jsonl, .pdf or .docx files"
         )
     started = time.perf_counter()
     cached = resolve_cache(cache, default=path is not None)
