@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup setup-browser run index test lint bench clean
+.PHONY: setup setup-browser run index test lint bench bench-formats clean
 
 # torch goes in first, pinned: the CPU wheel on this machine. Anything that pulls
 # torch unpinned before it would bring a multi-GB CUDA build.
@@ -59,6 +59,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/squad.py
+
+# PDF and Word articles vs text (BENCHMARKS.md): also installs the PDF readers it compares
+bench-formats: setup
+	$(BIN)/pip install --quiet -e '.[dev,milvus,bench-formats]'
+	$(BIN)/python benchmarks/formats.py
 
 clean:
 	rm -rf $(VENV) $(INDEX) .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import IndexCorruptError, IndexWriteError, InvalidInputError, QAError
+from .hits import page_label
 
 log = logging.getLogger("qa")
 
@@ -450,7 +451,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         return 0
     for hit in hits:
         title, source = _printable(hit.title), _printable(hit.source)
-        print(f"{hit.rank}. [{hit.score:.3f}] {title}  ({source} {hit.start}-{hit.end})")
+        place = f"{source}, {page_label(hit.pages)}," if hit.pages else source
+        print(f"{hit.rank}. [{hit.score:.3f}] {title}  ({place} {hit.start}-{hit.end})")
         text = " ".join(_printable(hit.text).split())
         print(textwrap.indent(textwrap.fill(text, 88), "   "))
         print()

@@ -1,4 +1,5 @@
-"""Articles: loading `.txt`, `.md`, `.html`/`.htm` and `.jsonl` files into `Document`s.
+"""Articles: loading `.txt`, `.md`, `.html`/`.htm`, `.jsonl`, `.pdf` and `.docx` files
+into `Document`s (PDF: `qa.pdf`, Word: `qa.word`).
 
 >>> docs = load_documents(["data/articles"])
 >>> docs[0].id, docs[0].title
@@ -12,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -19,13 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DocumentError, DuplicateIdError, InvalidInputError
+from .pdf import reading_ahead
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+PDF_SUFFIXES = {".pdf"}
+WORD_SUFFIXES = {".docx"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | PDF_SUFFIXES | WORD_SUFFIXES
 # Largest article file read, in MB: a bigger one is refused before it is read (a
 # 200 MB file is a mistake or an attack far more often than an article). A JSON Lines
 # corpus bigger than this can be split into several files.
@@ -74,21 +79,38 @@ _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
 @dataclass(frozen=True)
 class Document:
     """One article. `id` is stable: the file's path relative to the folder it was found
-    in (or its name), or the JSON Lines `id`."""
+    in (or its name), or the JSON Lines `id`. `page_starts`: for a paged document (PDF),
+    the offset in `text` where each page starts, page 1 first; empty otherwise."""
 
     id: str
     text: str
     title: str = ""
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    page_starts: tuple[int, ...] = ()
 
     @property
     def sha256(self) -> str:
-        """Content fingerprint: changes when the text, title or metadata change."""
-        payload = json.dumps(
-            [self.text, self.title, self.metadata], ensure_ascii=False, sort_keys=True
-        )
+        """Content fingerprint: changes when the text, title, metadata or pages change."""
+        content: list[Any] = [self.text, self.title, self.metadata]
+        if self.page_starts:  # only then: the fingerprints of other articles stay as they were
+            content.append(list(self.page_starts))
+        payload = json.dumps(content, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def pages_between(page_starts: tuple[int, ...], start: int, end: int) -> tuple[int, ...]:
+    """The pages (from 1) that the text `[start, end)` lies on, given where each page
+    starts; () for a document without pages.
+
+    >>> pages_between((0, 100, 250), 90, 120)
+    (1, 2)
+    """
+    if not page_starts:
+        return ()
+    first = max(1, bisect_right(page_starts, start))
+    last = max(first, bisect_right(page_starts, max(start, end - 1)))
+    return tuple(range(first, last + 1))
 
 
 Sources = Iterable[str | Path | Document] | str | Path | Document
@@ -135,16 +157,29 @@ def _iter_documents(
         if path.is_dir():
             root = path.resolve()
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            for file in files:
-                if file.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    log.info("skipping %s: not an article type", file)
-                    continue
-                doc_id = file.relative_to(path).as_posix()
-                yield from _load_or_skip(file, doc_id, skip_bad, max_file_mb, root)
+            # PDFs are read in child processes, a few at once, ahead of their turn:
+            # only those that would be read anyway (inside the folder, not too big)
+            pdfs = [
+                f for f in files if f.suffix.lower() in PDF_SUFFIXES and _fits(f, root, max_file_mb)
+            ]
+            with reading_ahead(pdfs):
+                for file in files:
+                    if file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                        log.info("skipping %s: not an article type", file)
+                        continue
+                    doc_id = file.relative_to(path).as_posix()
+                    yield from _load_or_skip(file, doc_id, skip_bad, max_file_mb, root)
         elif path.exists():
             yield from _load_or_skip(path, path.name, skip_bad, max_file_mb)
         else:
             raise DocumentError(f"{path}: no such file or folder")
+
+
+def _fits(path: Path, inside: Path, max_file_mb: float) -> bool:
+    try:
+        return path.resolve().is_relative_to(inside) and path.stat().st_size <= max_file_mb * 2**20
+    except OSError:
+        return False
 
 
 def _load_or_skip(
@@ -176,6 +211,8 @@ def load_file(
             f"{path}: unknown article type {suffix or '(no extension)'!r}; "
             f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
         )
+    if suffix in PDF_SUFFIXES | WORD_SUFFIXES:
+        return [_paged(path, suffix, doc_id or path.name, max_file_mb)]
     text = read_text(path, max_file_mb=max_file_mb)
     if suffix in JSONL_SUFFIXES:
         return list(_parse_jsonl(text, path))
@@ -186,10 +223,33 @@ def load_file(
     return [_checked(Document(doc_id or path.name, text, title, str(path)))]
 
 
-def read_text(path: Path, *, max_file_mb: float = MAX_FILE_MB) -> str:
-    """Read a file as text: UTF-8 (with or without BOM), UTF-16/32 with a BOM, else
-    Windows-1252 as a fallback (logged). Binary files, and files over `max_file_mb`
-    (checked before reading), are refused."""
+def _paged(path: Path, suffix: str, doc_id: str, max_file_mb: float) -> Document:
+    """A PDF or Word file as one article (the readers say why one cannot be read)."""
+    from .pdf import read_pdf
+    from .word import read_docx  # imported when needed: most folders hold no Word files
+
+    if suffix in PDF_SUFFIXES:
+        check_size(path, max_file_mb)
+        title, text, starts = read_pdf(path)
+    else:
+        title, text, starts = read_docx(path, read_bytes(path, max_file_mb=max_file_mb))
+    return _checked(Document(doc_id, text, title, str(path), page_starts=starts))
+
+
+def check_size(path: Path, max_file_mb: float = MAX_FILE_MB) -> None:
+    """Refuse what is not a regular file, or is over `max_file_mb`, before reading it."""
+    try:
+        if not path.is_file():  # a FIFO or a device would block or never end
+            raise DocumentError(f"{path}: not a regular file")
+        size = path.stat().st_size
+    except OSError as err:
+        raise DocumentError(f"{path}: cannot read file ({err.strerror or err})") from err
+    if size > max_file_mb * 1024 * 1024:
+        raise _too_big(path, size, max_file_mb)
+
+
+def read_bytes(path: Path, *, max_file_mb: float = MAX_FILE_MB) -> bytes:
+    """The bytes of a regular file of at most `max_file_mb` (checked before reading)."""
     limit = int(max_file_mb * 1024 * 1024)
     try:
         if not path.is_file():  # a FIFO or a device would block or never end
@@ -203,6 +263,14 @@ def read_text(path: Path, *, max_file_mb: float = MAX_FILE_MB) -> str:
         raise DocumentError(f"{path}: cannot read file ({err.strerror or err})") from err
     if len(data) > limit:
         raise _too_big(path, len(data), max_file_mb)
+    return data
+
+
+def read_text(path: Path, *, max_file_mb: float = MAX_FILE_MB) -> str:
+    """Read a file as text: UTF-8 (with or without BOM), UTF-16/32 with a BOM, else
+    Windows-1252 as a fallback (logged). Binary files, and files over `max_file_mb`
+    (checked before reading), are refused."""
+    data = read_bytes(path, max_file_mb=max_file_mb)
     for bom, encoding in (
         (codecs.BOM_UTF32_LE, "utf-32"),
         (codecs.BOM_UTF32_BE, "utf-32"),

@@ -3,6 +3,7 @@ Python API, the CLI (`--json`) and the Gradio API all return."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,8 @@ class Hit:
     `answer_start`/`answer_end`: the sentence most likely to hold the answer, as
     character offsets in `text` (`text[answer_start:answer_end]`). `also_in`: ids of
     other documents holding the same (or nearly the same) passage, which are not
-    returned as hits of their own."""
+    returned as hits of their own. `pages`: the pages (from 1) the passage lies on, for
+    articles that have pages (PDF); () for the others."""
 
     id: str
     doc_id: str
@@ -31,6 +33,7 @@ class Hit:
     answer_start: int = 0
     answer_end: int = 0
     also_in: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """One flat JSON-ready object. Later features only add keys."""
@@ -48,4 +51,17 @@ class Hit:
             "answer_start": self.answer_start,
             "answer_end": self.answer_end,
             "also_in": list(self.also_in),
+            "pages": list(self.pages),
         }
+
+
+def page_label(pages: Sequence[int]) -> str:
+    """How a hit's pages read: "p. 3", "p. 3–4", or "" when it has none.
+
+    >>> page_label([3, 4, 5])
+    'p. 3–5'
+    """
+    if not pages:
+        return ""
+    first, last = pages[0], pages[-1]
+    return f"p. {first}" if first == last else f"p. {first}–{last}"

@@ -33,7 +33,7 @@ from embeddings import DEFAULT_ENCODER, CachedEncoder, EmbeddingCache, Encoder, 
 from . import ranking, store
 from .answers import Sentences, sentence_bounds
 from .backend import Backend, FaissBackend, MilvusBackend, open_backend, reconcile
-from .documents import Document, Sources, load_documents
+from .documents import Document, Sources, load_documents, pages_between
 from .errors import (
     DocumentError,
     DuplicateIdError,
@@ -423,6 +423,7 @@ class Index:
             start,
             end,
             also_in,
+            pages_between(doc.page_starts, p.start, p.end),
         )
 
     def add(self, documents: Sources, *, progress: bool | None = None) -> Index:
@@ -495,7 +496,7 @@ class Index:
         unless that is unchanged) and the articles `removals` taken out; articles in
         `order` (default: where they were, new ones last). Saved when it has a path."""
         started = time.perf_counter()
-        infos = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+        infos = {d.id: DocumentInfo.of(d) for d in docs}
         same = {i for i in infos if i in self.documents and _same(self.documents[i], infos[i])}
         changed = [d for d in docs if d.id not in same]
         documents = {i: d for i, d in self.documents.items() if i not in removals}
@@ -719,7 +720,7 @@ def build_index(
     docs = load_documents(sources, skip_bad=skip_bad)
     if not docs:
         raise DocumentError(
-            f"no articles found in {sources!r}: give .txt, .md, .html or .jsonl files"
+            f"no articles found in {sources!r}: give .txt, .md, .html, .jsonl, .pdf or .docx files"
         )
     started = time.perf_counter()
     cached = resolve_cache(cache, default=path is not None)
@@ -729,7 +730,7 @@ def build_index(
     sentence_vectors = (
         encode_sentences(embedder, passages, progress=progress) if sentences else None
     )
-    documents = {d.id: DocumentInfo(d.id, d.title, d.source, d.sha256, d.metadata) for d in docs}
+    documents = {d.id: DocumentInfo.of(d) for d in docs}
     # Rebuilt over an existing index, keys go on from its next_key: a key is never
     # reused, even by a rebuild (an external store may still hold the old ones).
     first = 0 if path is None else next_key_of(path)

@@ -9,7 +9,9 @@
                                below, and a hash of its normalized text
     passage-texts-<sha>.txt    every passage's text, UTF-8, one after the other
     passage-ids-<sha>.txt      every passage's id, UTF-8, one after the other
-    documents-<sha>.jsonl      one article per line: id, title, source, metadata, sha256
+    documents-<sha>.jsonl      one article per line: id, title, source, metadata, sha256,
+                               and for a paged one (PDF) page_starts: where each page
+                               starts in its text
     bm25-*-<sha>.npy|.json     the lexical (BM25) index as bm25s saves it: .npy arrays
                                (no pickle) and .json vocabulary/parameters
     sentence-vectors-<sha>.npy optional: float32 [sentences x dimension], every
@@ -106,6 +108,25 @@ class DocumentInfo:
     source: str
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # where each page starts in the article's text (PDF); () for articles without pages
+    # and in indexes saved before pages were kept
+    page_starts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "page_starts", tuple(int(s) for s in self.page_starts))
+
+    @classmethod
+    def of(cls, doc: Any) -> DocumentInfo:
+        """What the index keeps of `doc` (a `qa.Document`)."""
+        return cls(doc.id, doc.title, doc.source, doc.sha256, doc.metadata, doc.page_starts)
+
+    def row(self) -> dict[str, Any]:
+        """Its line in the documents file; `page_starts` only when it has pages, so an
+        index of articles without pages is saved byte for byte as before."""
+        row = asdict(self)
+        if not self.page_starts:
+            del row["page_starts"]
+        return row
 
 
 @dataclass
@@ -167,7 +188,7 @@ def save(
         "passages": _npy(rows, ROW),
         "passage-texts": [texts],
         "passage-ids": [ids],
-        "documents": [_jsonl_bytes(asdict(d) for d in docs)],
+        "documents": [_jsonl_bytes(d.row() for d in docs)],
         **{part: [lexical[part]] for part in LEXICAL_PARTS},
     }
     if sentence_vectors is not None:

@@ -3,7 +3,7 @@
 `make test` installs chromium when it is missing (Makefile: `browser`); the browser
 that Playwright would download is never used. The page is served on 127.0.0.1 and
 every request to any other host is refused and recorded: the page must work offline.
-A screenshot is saved to tests/artifacts/.
+Screenshots are saved to tests/artifacts/ (the form; a PDF's hit with its page).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ui import EXAMPLES, build_app, launch
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "documents"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -185,7 +186,32 @@ def test_ask_read_the_answer_click_an_example(page) -> None:
     assert "Glaciers of Kazakhstan" in top.locator("h4").inner_text()
     assert "uploaded: glaciers.md" in top.inner_text()
 
+    # upload a PDF: its hits say on which pages they are, beside the title
+    tab.locator("#files button[aria-label='Clear']").first.click()  # glaciers.md was added
+    tab.locator("#files input[type=file]").set_input_files(str(SAMPLES / "Warsaw.pdf"))
+    tab.locator("#files").get_by_text("Warsaw.pdf").first.wait_for(timeout=30_000)
+    before_added = tab.inner_text("#added")
+    tab.click("#add")
+    tab.wait_for_function(
+        "b => { const e = document.querySelector('#added .notice');"
+        " return e && e.innerText !== b; }",
+        arg=before_added,
+        timeout=120_000,
+    )
+    assert "“Warsaw”" in tab.inner_text("#added"), tab.inner_text("#added")
+    before = _results(tab)
+    box.fill("Who was the first female recipient of the Nobel Prize born in Warsaw?")
+    box.press("Enter")
+    _results_change(tab, before)
+    top = tab.locator("#results .hit").first
+    assert top.locator("h4").inner_text().startswith("1. Warsaw")
+    assert top.locator("h4 .pages").inner_text() == "p. 1"
+    assert "Skłodowska-Curie" in top.locator(".passage").inner_text()
+    top.locator("summary").click()  # "Show in the article" works for a PDF too
+    assert top.locator(".context .here").is_visible()
     ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "e2e-pdf-pages.png"), full_page=True)
+
     box.fill("Who officially launched the draft Code of Conduct?")
     before = _results(tab)
     tab.click("#ask")

@@ -112,3 +112,49 @@ def test_splitter_reproduces_any_article(text: str, target: int) -> None:
     for p in passages:
         covered.update(range(p.start, p.end))
     assert all(i in covered for i, c in enumerate(text) if not c.isspace())  # nothing lost
+
+
+# Damaged PDF and Word files: real ones (data/documents) with bytes changed and cut.
+DOCUMENTS = Path(__file__).resolve().parent.parent / "data" / "documents"
+WORD = (DOCUMENTS / "Warsaw.docx").read_bytes()
+PDF = (DOCUMENTS / "Warsaw.pdf").read_bytes()
+
+
+def _damaged(data: bytes) -> st.SearchStrategy[bytes]:
+    flips = st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=20)
+
+    def damage(changes: list[tuple[int, int]], cut: int) -> bytes:
+        out = bytearray(data)
+        for at, value in changes:
+            out[at] = value
+        return bytes(out[: max(1, cut)])
+
+    return st.builds(damage, flips, st.integers(len(data) // 2, len(data)))
+
+
+@settings(FUZZ, max_examples=300)
+@given(_damaged(WORD))
+def test_damaged_word_files_give_text_or_a_document_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "damaged.docx"
+        path.write_bytes(data)
+        try:
+            [doc] = qa.load_documents([path])
+        except qa.DocumentError as err:
+            assert "damaged.docx" in str(err) and "\n" not in str(err)
+        else:
+            assert doc.text.strip()
+
+
+@settings(FUZZ, max_examples=20)  # a child process each: about 0.3 s an example
+@given(_damaged(PDF))
+def test_damaged_pdf_files_give_text_or_a_document_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "damaged.pdf"
+        path.write_bytes(data)
+        try:
+            [doc] = qa.load_documents([path])
+        except qa.DocumentError as err:
+            assert "damaged.pdf" in str(err) and "\n" not in str(err)
+        else:
+            assert doc.text.strip() and len(doc.page_starts) >= 1

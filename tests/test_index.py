@@ -38,8 +38,9 @@ def test_hit_fields_and_to_dict(tiny_index: qa.Index) -> None:
     assert doc.text[hit.start : hit.end] == hit.text
     assert set(hit.to_dict()) == {
         "id", "doc_id", "title", "source", "start", "end", "text", "score", "rank", "metadata",
-        "answer_start", "answer_end", "also_in",
+        "answer_start", "answer_end", "also_in", "pages",
     }  # fmt: skip
+    assert hit.to_dict()["pages"] == []  # an article without pages
     json.dumps(hit.to_dict())
 
 

@@ -51,7 +51,8 @@ def test_duplicate_id_is_refused_and_nothing_changes(tmp_path: Path, fake: FakeE
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [
-        ("a.pdf", b"%PDF-1.4", "unknown article type '.pdf'"),
+        ("a.odt", b"PK\x03\x04", "unknown article type '.odt'"),
+        ("a.pdf", b"%PDF-1.4", r"a\.pdf: the PDF is truncated \(it does not end with %%EOF\)"),
         ("a.txt", b"\x00\x01binary", "looks like a binary file"),
         ("a.txt", b"   \n", "empty"),
     ],

@@ -314,11 +314,13 @@ def test_upload_limits_are_enforced_by_the_server(open_form: Served) -> None:
     status = form.add_articles({f"n{i}.txt": f"Note {i}.".encode() for i in range(4)})
     assert "4 files at once, the limit is 3" in status and "The index is unchanged" in status
     # type: checked by the server, by name (Gradio, then the form) and by content
-    for name in ("x.pdf", "x.exe", "x"):
+    for name in ("x.odt", "x.exe", "x"):
         with pytest.raises(FormError, match="Invalid file type"):
             form.add_articles({name: b"%PDF-1.4"})
     status = form.add_articles({"x.txt": b"\x7fELF\x02\x01\x01\x00\x00"})
     assert "Not added: x.txt: looks like a binary file" in status
+    status = form.add_articles({"x.pdf": b"%PDF-1.4"})  # a PDF is checked when read too
+    assert "Not added: x.pdf: the PDF is truncated" in status
     assert open_form.live.index is before
 
 

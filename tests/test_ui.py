@@ -287,7 +287,9 @@ def test_upload_adds_articles_that_are_searchable_at_once(tmp_path: Path, saved)
 @pytest.mark.parametrize(
     ("named", "message"),
     [
-        ({"a__pdf": b"%PDF-1.4"}, "unknown article type '.pdf'"),
+        ({"a__odt": b"PK\x03\x04"}, "unknown article type '.odt'"),
+        ({"a__pdf": b"%PDF-1.4"}, "a.pdf: the PDF is truncated"),
+        ({"a__docx": b"not a zip"}, "a.docx: not a Word file"),
         ({"a__txt": b"\x00\x01\x02"}, "a.txt: looks like a binary file"),
         ({"a__txt": "  \n"}, "a.txt: article is empty"),
         ({"a__jsonl": '{"id": "x", "text": "ok"}\n{broken'}, "a.jsonl"),
@@ -327,7 +329,7 @@ def test_upload_messages_escape_file_names_and_titles(tmp_path: Path, saved) -> 
 
 
 def test_nothing_chosen_asks_for_files(saved) -> None:
-    assert "Choose one or more article files (.htm, .html" in LiveIndex(saved).upload(None)
+    assert "Choose one or more article files (.docx, .htm, .html" in LiveIndex(saved).upload(None)
 
 
 # -- the HTTP API --------------------------------------------------------------------

@@ -12,6 +12,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from qa.hits import page_label
+
 HOW_TO_READ = (
     "How to read the results: passages are ranked by score, higher is better. A score "
     "compares passages for this one question; it is not a probability. Closeness is the "
@@ -25,6 +27,8 @@ CSS = """
        padding: 10px 14px; margin: 0 0 12px 0; }
 .hit.weak { opacity: 0.8; }
 .hit h4 { margin: 0 0 4px 0; }
+.hit h4 .pages { font-weight: normal; font-size: 0.85em; color: var(--body-text-color-subdued);
+                 margin-left: 0.4em; white-space: nowrap; }
 .hit .meta { font-size: 0.9em; color: var(--body-text-color-subdued); margin-bottom: 6px; }
 .hit .passage, .hit .context { white-space: pre-wrap; line-height: 1.5; }
 .hit mark.answer { background: #ffe58a; color: #000; padding: 0 2px; border-radius: 3px; }
@@ -78,7 +82,7 @@ def render_hit(
     passage = highlighted(hit["text"], start, end)
     parts = [
         f'<div class="hit{" weak" if weak else ""}" data-rank="{int(hit["rank"])}">',
-        f"<h4>{int(hit['rank'])}. {html.escape(hit['title'] or hit['doc_id'])}</h4>",
+        f"<h4>{int(hit['rank'])}. {html.escape(hit['title'] or hit['doc_id'])}{_pages(hit)}</h4>",
         f'<div class="meta">score <b class="score">{hit["score"]:.3f}</b> · '
         f'<span class="source">{html.escape(hit["source"] or hit["doc_id"])}</span>, '
         f"characters {int(hit['start'])}–{int(hit['end'])}</div>",
@@ -94,6 +98,15 @@ def render_hit(
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def _pages(hit: Mapping[str, Any]) -> str:
+    """The pages a hit lies on ("p. 3–4"), beside its title; nothing when it has none."""
+    try:
+        label = page_label([int(p) for p in hit.get("pages") or []])
+    except (TypeError, ValueError):
+        return ""
+    return f' <span class="pages">{html.escape(label)}</span>' if label else ""
 
 
 def render_hits(
