@@ -74,7 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("index", help="build (or refresh) an index of articles")
-    p.add_argument("paths", nargs="+", help="article files or folders (.txt .md .html .jsonl)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="article files or folders (.txt .md .html .jsonl .pdf .docx)",
+    )
     p.add_argument("--out", default=default_index, help=f"index folder (default {default_index})")
     p.add_argument("--model", default=None, help="packaged model name (default all-MiniLM-L6-v2)")
     _encoder_options(p)

@@ -184,7 +184,7 @@ class MilvusStore:
         except MilvusException as err:
             raise IndexNotFoundError(
                 f"cannot reach Milvus at {shown} ({err.message}): start the server "
-                f"(README, 'Outgrowing one machine: Milvus') or fix the address"
+                f"(docs/milvus.md, 'Running Milvus') or fix the address"
             ) from err
         if client.has_collection(collection):
             store = cls._existing(client, shown, collection, model, dimension)
