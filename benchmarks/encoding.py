@@ -198,7 +198,7 @@ def main() -> int:
     if args.no_latency:
         return 0
 
-    trap = OnnxEncoder(DEFAULT_MODEL, quantized=True, query_threads=int8.threads)
+    trap = OnnxEncoder(DEFAULT_MODEL, quantized=True, run_threads=int8.threads)
     rows: dict[str, Callable[[list[str]], object]] = {
         "torch (1 thread per question)": torch_enc.encode_queries,
         "torch, 2 threads (the trap)": lambda q: torch_enc.model.encode_query(

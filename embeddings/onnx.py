@@ -4,8 +4,14 @@ CPU, and no torch import when serving queries (torch is only needed once, to exp
 The ONNX file is made here, offline, from the installed package's weights: a torch
 export of the transformer (eager attention, so ONNX Runtime can fuse it), fused by ONNX
 Runtime's BERT optimizer, then dynamic int8 quantization with one scale per output
-channel (cosine ~0.994 to the torch vectors on SQuAD paragraphs; one scale per tensor
-gave 0.946). Mean pooling and normalization are done here exactly as the model's
+channel (cosine ~0.99 to the torch vectors on SQuAD paragraphs; one scale per tensor
+gave 0.946) and 7-bit weights (`reduce_range`): with them no int16 intermediate of the
+u8 x s8 products that AVX2 and SSE kernels pair up can saturate, as VNNI and AMX never
+do. Vectors still differ a little between CPUs (each layer quantizes its activations
+again, so float rounding that differs between kernels can move a value by one step),
+but the same text's vectors on an AVX2 and an SSE4.1 CPU agree to cosine >= 0.996
+instead of 0.963 with 8-bit weights; SQuAD-dev measures the same either way
+(BENCHMARKS.md "Encoding"). Mean pooling and normalization are done here exactly as the model's
 sentence-transformers pipeline does them, with the model's own tokenizer.
 
 Exports are cached in `$SEMANTIC_QA_ONNX_CACHE` (default ~/.cache/semantic-qa/onnx), in a
@@ -28,9 +34,9 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,8 @@ from .models import DEFAULT_MODEL, model_path
 log = logging.getLogger(__name__)
 
 # Bump when the export recipe changes: old caches are then left alone and re-made.
-EXPORT_VERSION = 1
+# 2: 7-bit weights (reduce_range): no saturation on AVX2, closer vectors across CPUs.
+EXPORT_VERSION = 2
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask")
 # Files that define the model's vectors; their bytes name the cache folder.
@@ -58,13 +65,12 @@ _MODEL_FILES = (
 # included), ~6 passages or ~40 sentences; larger batches were slower here, their
 # activations spill out of the CPU caches (benchmarks/encoding.py --sweep).
 # int8 runs one text at a time: its activations are quantized with one scale per run,
-# so in a batch a text's vector would depend (cosine ~0.995) on its batch mates; alone,
-# a text always gets the same vector, as the embedding cache and incremental updates
-# assume, and it was as fast here (one text is already a large enough matrix product).
+# so in a batch a text's vector would depend (cosine ~0.95-0.99) on its batch mates;
+# alone, a text always gets the same vector, as the embedding cache and incremental
+# updates assume. Batching gains little on a CPU: 13% less CPU time for sentences in
+# batches of 32 (BENCHMARKS.md "Indexing"); one text is already a large matrix product.
 BATCH_SIZE = 64
 BATCH_TOKENS = 1024
-# Up to this many texts (one question, typically) run on the one-thread session.
-_SMALL = 4
 
 
 def cache_dir() -> Path:
@@ -75,10 +81,12 @@ def cache_dir() -> Path:
 
 class OnnxEncoder:
     """An `Encoder` (see embeddings.encoder) over an ONNX export of a packaged model:
-    `quantized` (int8, the default) or fp32. `threads`: ONNX Runtime threads for
-    document batches (default: all CPUs); `query_threads` for up to four texts at a time
-    (one question, typically; default 1, see `_small_session`). `batch_size`: texts per
-    run, default 1 for int8 so that a text always gets the same vector (see BATCH_SIZE)."""
+    `quantized` (int8, the default) or fp32. Every run (one batch) is computed on one
+    thread (`run_threads`, ONNX Runtime's intra-op threads): a question never waits for
+    a second thread that a busy machine has descheduled, the threads trap. Documents
+    use the CPUs with `threads` runs at once (default: one per CPU), which also beats
+    splitting each run's matrix products over them. `batch_size`: texts per run,
+    default 1 for int8 so that a text always gets the same vector (see BATCH_SIZE)."""
 
     def __init__(
         self,
@@ -86,7 +94,7 @@ class OnnxEncoder:
         *,
         quantized: bool = True,
         threads: int | None = None,
-        query_threads: int = 1,
+        run_threads: int = 1,
         batch_size: int | None = None,
         batch_tokens: int = BATCH_TOKENS,
         cache: Path | None = None,
@@ -101,7 +109,7 @@ class OnnxEncoder:
         self.batch_size = batch_size or (1 if quantized else BATCH_SIZE)
         self.batch_tokens = batch_tokens
         self.threads = threads or os.cpu_count() or 1
-        self.query_threads = query_threads
+        self.run_threads = run_threads
         if not _mean_pooled(folder):
             raise ModelNotFoundError(
                 f"model {name!r}: the ONNX encoder supports mean-pooled models only; "
@@ -121,13 +129,14 @@ class OnnxEncoder:
         special = len(self._counter.encode("", add_special_tokens=True).ids)
         self._max_tokens = self._max_seq - special
         self.path = export_model(name, quantized=quantized, cache=cache)
+        # The export's own checksum (its sidecar's, checked by export_model): an index
+        # records it, and a different export (another recipe) is another encoder.
+        self.export_id = str(json.loads(self.path.with_suffix(".json").read_text())["sha256"])[:16]
         # What the embedding cache files vectors under (embeddings.cache.model_key): the
-        # export (weights and recipe) and whether a text was embedded alone or batched.
+        # export and whether a text was embedded alone or batched.
         runs = "single" if self.batch_size == 1 else "batched"
-        self.cache_key = f"{self.name}:{self.path.parent.name}:{runs}"
-        self._session = _session(self.path, self.threads)
-        self._query_session: Any = None
-        self._lock = threading.Lock()
+        self.cache_key = f"{self.name}:{self.export_id}:{runs}"
+        self._session = _session(self.path, run_threads)
         self._dimension = int(self._session.get_outputs()[0].shape[-1])
 
     @property
@@ -172,14 +181,24 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         if not texts:
             return out
-        session = self._session if len(texts) > _SMALL else self._small_session()
         ids = [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=True)]
         # Batches of similar lengths: almost no padding is computed.
         order = [int(i) for i in np.argsort([len(i) for i in ids], kind="stable")]
+        batches = list(self._batches(order, ids))
+
+        def run(rows: list[int]) -> list[int]:
+            out[rows] = self._encode_batch([ids[i] for i in rows])
+            return rows
+
         with tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
-            for rows in self._batches(order, ids):
-                out[rows] = self._encode_batch(session, [ids[i] for i in rows])
-                bar.update(len(rows))
+            if len(batches) == 1 or self.threads == 1:  # one question: on this thread
+                done: Iterator[list[int]] = map(run, batches)
+                for rows in done:
+                    bar.update(len(rows))
+            else:
+                with ThreadPoolExecutor(self.threads, thread_name_prefix="onnx") as pool:
+                    for rows in pool.map(run, batches):
+                        bar.update(len(rows))
         return out
 
     def _batches(self, order: list[int], ids: list[list[int]]) -> Iterator[list[int]]:
@@ -195,30 +214,20 @@ class OnnxEncoder:
         if batch:
             yield batch
 
-    def _encode_batch(self, session: Any, ids: list[list[int]]) -> np.ndarray:
+    def _encode_batch(self, ids: list[list[int]]) -> np.ndarray:
         length = max(len(i) for i in ids)
         input_ids = np.full((len(ids), length), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), length), dtype=np.int64)
         for row, seq in enumerate(ids):
             input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        hidden = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
         # Mean over real tokens, then unit length: sentence-transformers' Pooling and
         # Normalize modules (same clamps: 1e-9 on the count, 1e-12 on the norm).
         weights = mask[..., None].astype(np.float32)
         vectors = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-
-    def _small_session(self) -> Any:
-        # One question is a few milliseconds of work: a one-thread session never
-        # waits for a second thread that a busy machine has descheduled.
-        if self.threads == self.query_threads:
-            return self._session
-        with self._lock:
-            if self._query_session is None:
-                self._query_session = _session(self.path, self.query_threads)
-            return self._query_session
 
 
 def _session(path: Path, threads: int) -> Any:
@@ -246,7 +255,12 @@ def export_settings(quantized: bool) -> dict[str, Any]:
     """What an export depends on besides the weights (recorded beside the file)."""
     settings: dict[str, Any] = {"version": EXPORT_VERSION, "opset": OPSET, "fused": True}
     if quantized:
-        settings["quantization"] = {"weights": "int8", "per_channel": True, "dynamic": True}
+        settings["quantization"] = {
+            "weights": "int8",
+            "per_channel": True,
+            "dynamic": True,
+            "reduce_range": True,
+        }
     return settings
 
 
@@ -398,6 +412,7 @@ def _quantize(fp32: Path, out: Path) -> None:
         str(out),
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=True,
         # The fused ops are in ONNX Runtime's own domain: shape inference cannot type
         # their outputs, which are all float.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

@@ -354,6 +354,8 @@ def _why_rebuild(out: Path, model: str | None, settings: Any) -> str | None:
         return f"cannot be updated ({str(err).split(': rebuild')[0]})"
     if manifest["model"] != (model or DEFAULT_MODEL):
         return f"built with model {manifest['model']!r}, not {model or DEFAULT_MODEL!r}"
+    if manifest.get("export") != _export(model):
+        return f"built with another export of {manifest['model']!r} (an earlier semantic-qa)"
     old, new = manifest.get("split") or {}, asdict(settings)
     if old != new:
         differ = [k for k in new if old.get(k) != new[k]]
@@ -379,9 +381,21 @@ def _is_current(out: Path, docs: list[Any], model: str | None, settings: Any) ->
         return False
     return (
         manifest["model"] == (model or DEFAULT_MODEL)
+        and manifest.get("export") == _export(model)
         and manifest.get("split") == asdict(settings)
         and {d.id: d.sha256 for d in stored.values()} == {d.id: d.sha256 for d in docs}
     )
+
+
+def _export(model: str | None) -> str | None:
+    """Which export of `model` this installation embeds with (ONNX: its checksum; None
+    for torch), as `Index.info` records it."""
+    from embeddings import DEFAULT_ENCODER, load_encoder, split_name
+
+    name = model or DEFAULT_ENCODER
+    if not split_name(name)[1].startswith("onnx"):
+        return None
+    return getattr(load_encoder(name), "export_id", None)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

@@ -670,9 +670,12 @@ class Index:
         return path
 
     def info(self) -> dict[str, Any]:
+        export = getattr(self.encoder, "export_id", None)
         return {
             "ranking": ranking.describe(self),
             "model": self.encoder.name,
+            # which export of the model made the vectors (ONNX: its checksum)
+            **({} if export is None else {"export": export}),
             "dimension": self.encoder.dimension,
             "max_tokens": self.encoder.max_tokens,
             "split": asdict(self.settings),

@@ -1,7 +1,16 @@
 """The ONNX Runtime encoder (embeddings.onnx) against the torch encoder it replaces:
 same tokens, close vectors, a safe export cache, and indexes that remember their
 backend. The real packaged model, exported once per session into a temporary cache
-(about 20 s)."""
+(about 20 s).
+
+Margins: ONNX Runtime picks its kernels by CPU (SSE4.1, AVX2, AVX-512, VNNI, AMX), and
+int8 vectors move between them (each layer quantizes its activations again, so float
+rounding that differs between kernels can move a value by one step). The bounds below
+were measured on two kernel paths of the same machine on 2026-12-03: AVX2 (an AMD EPYC
+as it is) and SSE4.1 (the same Python under `qemu-x86_64 -cpu Nehalem`), 40 passages
+of the bundled articles and `TEXTS`. With 7-bit weights the two paths' vectors of a
+text agree to cosine >= 0.9965 (8-bit weights: 0.963, whence the export's
+`reduce_range`); VNNI and AMX compute the same integers as SSE4.1 (none saturates)."""
 
 from __future__ import annotations
 
@@ -64,11 +73,15 @@ def test_same_tokens_and_shape_as_torch(int8: OnnxEncoder, torch_encoder, passag
         assert int8.token_spans(text) == torch_encoder.token_spans(text)
     assert int8.name == "all-MiniLM-L6-v2@onnx-int8" and int8.backend == "onnx-int8"
     # the embedding cache never hands back vectors of another export or of batched runs
-    assert int8.cache_key == f"{int8.name}:{int8.path.parent.name}:single"
+    assert int8.cache_key == f"{int8.name}:{int8.export_id}:single"
+    assert (
+        len(int8.export_id) == 16 and int8.export_id in int8.path.with_suffix(".json").read_text()
+    )
 
 
 def test_fp32_reproduces_torch(fp32: OnnxEncoder, torch_encoder, passages) -> None:
-    """Same graph in fp32: pooling, normalization and truncation match exactly."""
+    """Same graph in fp32: pooling, normalization and truncation match exactly (cosine
+    1.0000000 on AVX2, >= 0.9999998 to the SSE4.1 path's vectors: 0.9999 is far)."""
     texts = passages[:16] + TEXTS
     cos = (fp32.encode_documents(texts) * torch_encoder.encode_documents(texts)).sum(axis=1)
     assert cos.min() > 0.9999
@@ -82,9 +95,12 @@ def test_int8_close_to_torch(int8: OnnxEncoder, torch_encoder, passages) -> None
     assert vectors.dtype == np.float32 and vectors.shape == (len(passages), 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     cos = (vectors * torch_encoder.encode_documents(passages)).sum(axis=1)
-    assert cos.mean() > 0.99 and cos.min() > 0.97, (cos.mean(), cos.min())
+    # measured on both kernel paths: mean 0.9925, min 0.9854; another path moves a
+    # vector by at most 0.0035 of cosine, so min 0.975 and mean 0.985 hold on any
+    assert cos.mean() > 0.985 and cos.min() > 0.975, (cos.mean(), cos.min())
     query = int8.encode_queries(["Who chaired the 1267 committee?"])
     assert query.shape == (1, 384)
+    # 0.9921 on both paths
     assert (
         float(query[0] @ torch_encoder.encode_queries(["Who chaired the 1267 committee?"])[0])
         > 0.98
@@ -92,19 +108,25 @@ def test_int8_close_to_torch(int8: OnnxEncoder, torch_encoder, passages) -> None
 
 
 def test_a_text_always_gets_the_same_vector(int8: OnnxEncoder, passages) -> None:
-    """Order, batch mates and batching change nothing: the embedding cache and
-    incremental updates rely on it. (int8 activations are quantized per run, so the
-    int8 encoder runs one text at a time; batched, vectors move with batch mates.)"""
+    """Order, batch mates, batching and the threads that run it change nothing: the
+    embedding cache and incremental updates rely on it. (int8 activations are
+    quantized per run, so the int8 encoder runs one text at a time; batched, vectors
+    move with their batch mates.)"""
     texts = passages[:30] + TEXTS
     shuffled = random.Random(1).sample(range(len(texts)), len(texts))
     vectors = int8.encode_documents(texts)
     again = int8.encode_documents([texts[i] for i in shuffled])
     np.testing.assert_array_equal(vectors[shuffled], again)
     np.testing.assert_array_equal(int8.encode_queries(texts[:2]), vectors[:2])
+    one = OnnxEncoder(threads=1, cache=int8.path.parent.parent)  # no parallel runs
+    np.testing.assert_array_equal(one.encode_documents(texts), vectors)
     assert int8.encode_documents([]).shape == (0, 384)
     batched = OnnxEncoder(batch_size=16, cache=int8.path.parent.parent).encode_documents(texts)
+    # What the one-text runs avoid: batched vectors move with their batch mates
+    # (measured cosine to the single run's: min 0.960 on AVX2, 0.966 on SSE4.1), yet
+    # stay the same text's (0.9 is far from both).
     cos = (batched * vectors).sum(axis=1)
-    assert cos.min() > 0.95 and not np.array_equal(batched, vectors)  # 0.974 seen
+    assert cos.min() > 0.9 and not np.array_equal(batched, vectors)
 
 
 def test_export_is_cached_and_a_corrupt_file_is_exported_again(
@@ -170,6 +192,13 @@ def test_cli_encoder_option(onnx_cache: Path, tmp_path: Path, monkeypatch, capsy
     assert manifest["model"] == "all-MiniLM-L6-v2@onnx-int8"
     assert main(["index", str(articles), "--out", str(out), "--encoder", "onnx"]) == 0
     assert "up to date" in capsys.readouterr().out
+    # an index made by another export of the model (an earlier recipe) is made again
+    manifest["export"] = "0" * 16
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["index", str(articles), "--out", str(out), "--encoder", "onnx"]) == 0
+    assert "built with another export of 'all-MiniLM-L6-v2@onnx-int8'" in capsys.readouterr().out
+    rebuilt = json.loads((out / "manifest.json").read_text())
+    assert rebuilt["export"] == load_encoder(backend="onnx").export_id
     assert main(["ask", "Where does the Danube flow?", "--index", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["doc_id"] == "rivers.txt"
     bad = ["index", str(articles), "--out", str(tmp_path / "x"), "--encoder", "onnx"]
