@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import Encoder
+from .encoder import Encoder, Spans
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,17 @@ class EmbeddingCache:
 
     def get(self, model: str, digests: Sequence[bytes], dimension: int) -> dict[bytes, np.ndarray]:
         """The cached vectors among `digests` (sha256 of texts), by digest."""
+        return {
+            d: rows[0]
+            for d, rows in self.get_rows(model, digests, dimension).items()
+            if len(rows) == 1
+        }
+
+    def get_rows(
+        self, model: str, digests: Sequence[bytes], dimension: int
+    ) -> dict[bytes, np.ndarray]:
+        """The cached [rows x dimension] arrays among `digests`, by digest (a passage
+        and its sentences are one entry; see `CachedEncoder.encode_passages`)."""
         found: dict[bytes, np.ndarray] = {}
         if not digests or not self.file.exists():
             return found
@@ -81,12 +92,15 @@ class EmbeddingCache:
                     [model, *chunk],
                 )
                 for digest, blob in rows:
-                    if len(blob) == 4 * dimension:  # anything else is damage: a miss
-                        found[bytes(digest)] = np.frombuffer(blob, dtype=np.float32)
+                    if blob and len(blob) % (4 * dimension) == 0:  # else damage: a miss
+                        vectors = np.frombuffer(blob, dtype=np.float32)
+                        found[bytes(digest)] = vectors.reshape(-1, dimension)
         return found
 
-    def put(self, model: str, digests: Sequence[bytes], vectors: np.ndarray) -> None:
-        """Remember `vectors` (one row per digest)."""
+    def put(
+        self, model: str, digests: Sequence[bytes], vectors: np.ndarray | Sequence[np.ndarray]
+    ) -> None:
+        """Remember `vectors` (one row, or one array of rows, per digest)."""
         if not len(digests):
             return
         try:
@@ -94,7 +108,7 @@ class EmbeddingCache:
         except OSError as err:
             self._give_up(err)
             return
-        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [np.ascontiguousarray(v, dtype=np.float32) for v in vectors]
         with self._connection() as db:
             if db is not None:
                 with db:  # one transaction
@@ -166,6 +180,8 @@ class CachedEncoder:
         self.key = model_key(encoder)
         self.encoded = 0
         self.reused = 0
+        if hasattr(encoder, "encode_passages"):  # only what the encoder can do
+            self.encode_passages = self._encode_passages
 
     @property
     def name(self) -> str:
@@ -204,3 +220,36 @@ class CachedEncoder:
         for row, key in enumerate(keys):
             out[row] = found[key]
         return out
+
+    def _encode_passages(
+        self, texts: Sequence[str], spans: Sequence[Spans], *, progress: bool | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`encode_passages` through the cache: a passage's vector and its spans'
+        vectors are one entry (its spans' vectors depend on the whole passage), filed
+        under the text and its spans."""
+        dim = self.encoder.dimension
+        keys = [digest(f"{t}\0{list(s)}") for t, s in zip(texts, spans, strict=True)]
+        rows_of = {k: 1 + len(s) for k, s in zip(keys, spans, strict=True)}
+        found = {
+            k: v
+            for k, v in self.cache.get_rows(f"{self.key}/passages", keys, dim).items()
+            if len(v) == rows_of[k]  # anything else is damage: a miss
+        }
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        self.reused += len(texts) - len(todo)
+        if todo:
+            vectors, pooled = self.encoder.encode_passages(  # type: ignore[attr-defined]
+                [texts[i] for i in todo], [spans[i] for i in todo], progress=progress
+            )
+            fresh = {
+                keys[i]: np.vstack([v[None, :], p])
+                for i, v, p in zip(todo, vectors, pooled, strict=True)
+            }
+            self.cache.put(f"{self.key}/passages", list(fresh), list(fresh.values()))
+            found.update(fresh)
+            self.encoded += len(todo)
+        rows = [found[k] for k in keys]
+        return (
+            np.array([r[0] for r in rows], np.float32).reshape(len(texts), dim),
+            [np.asarray(r[1:], np.float32) for r in rows],
+        )

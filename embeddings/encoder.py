@@ -39,7 +39,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @runtime_checkable
 class Encoder(Protocol):
-    """What the index needs from a model."""
+    """What the index needs from a model. An encoder may also offer
+    `encode_passages(texts, spans, progress=...) -> (vectors, [span vectors per text])`:
+    each text's vector and the vectors of character spans of it (its sentences) pooled
+    from the same pass (`pool_spans`); the index then needs one run per passage
+    instead of one more per sentence."""
 
     @property
     def name(self) -> str: ...
@@ -61,6 +65,32 @@ class Encoder(Protocol):
     def encode_documents(
         self, texts: Sequence[str], *, progress: bool | None = None
     ) -> np.ndarray: ...
+
+
+Spans = Sequence[tuple[int, int]]
+
+
+def pool_spans(
+    hidden: np.ndarray,
+    offsets: Sequence[tuple[int, int]],
+    special: Sequence[int],
+    spans: Spans,
+) -> np.ndarray:
+    """[spans x dimension]: the mean of the token vectors (`hidden`, one per token,
+    `offsets` in the text, `special` 1 for [CLS]/[SEP]) of the tokens inside each
+    character span, unit length; as a model's mean pooling is over its text's tokens,
+    this is over the span's, each token read in the context of the whole text. A span
+    without a token (cut off by truncation) gets the whole text's mean."""
+    starts = np.fromiter((o[0] for o in offsets), np.int64, len(offsets))
+    ends = np.fromiter((o[1] for o in offsets), np.int64, len(offsets))
+    real = (np.asarray(special, dtype=bool) == 0) & (ends > starts)
+    out = np.empty((len(spans), hidden.shape[1]), dtype=np.float32)
+    whole = hidden.mean(axis=0)
+    for i, (start, end) in enumerate(spans):
+        inside = real & (starts >= start) & (ends <= end)
+        vector = hidden[inside].mean(axis=0) if inside.any() else whole
+        out[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return out
 
 
 class SentenceTransformerEncoder:
@@ -123,6 +153,38 @@ class SentenceTransformerEncoder:
                 list(texts), normalize_embeddings=True, convert_to_numpy=True
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_passages(
+        self, texts: Sequence[str], spans: Sequence[Spans], *, progress: bool | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and its `spans`' vectors, pooled from one pass (see
+        `pool_spans`): sentence-transformers' token embeddings, the tokenizer's offsets."""
+        if progress is None:
+            progress = sys.stderr.isatty() and len(texts) > 2 * self.batch_size
+        tokens = self.model.encode_document(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            show_progress_bar=progress,
+        )
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled = []
+        for i, (text, hidden) in enumerate(zip(texts, tokens, strict=True)):
+            hidden = hidden.float().cpu().numpy()
+            enc = self.tokenizer(
+                text,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                truncation=True,
+                max_length=self.model.max_seq_length,
+                verbose=False,
+            )
+            vector = hidden.mean(axis=0)
+            vectors[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            pooled.append(
+                pool_spans(hidden, enc["offset_mapping"], enc["special_tokens_mask"], spans[i])
+            )
+        return vectors, pooled
 
     def encode_documents(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         if progress is None:

@@ -35,13 +35,14 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .encoder import Spans, pool_spans
 from .models import DEFAULT_MODEL, model_path
 
 log = logging.getLogger(__name__)
@@ -171,26 +172,52 @@ class OnnxEncoder:
         return self._encode(texts, progress=False)
 
     def encode_documents(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
-        if progress is None:
-            progress = sys.stderr.isatty() and len(texts) > 64
-        return self._encode(texts, progress=progress)
+        return self._encode(texts, progress=_progress(progress, texts))
+
+    def encode_passages(
+        self, texts: Sequence[str], spans: Sequence[Spans], *, progress: bool | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector (as `encode_documents` makes it) and its `spans`' vectors,
+        pooled from the same run (see `embeddings.encoder.pool_spans`)."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        pooled = [np.zeros((0, self._dimension), np.float32)] * len(texts)
+
+        def keep(i: int, hidden: np.ndarray) -> None:
+            e = encodings[i]
+            pooled[i] = pool_spans(hidden, e.offsets, e.special_tokens_mask, spans[i])
+
+        ids = [e.ids for e in encodings]
+        return self._run(ids, _progress(progress, texts), keep), pooled
 
     def _encode(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+        return self._run(ids, progress)
+
+    def _run(
+        self,
+        ids: list[list[int]],
+        progress: bool,
+        keep: Callable[[int, np.ndarray], None] | None = None,
+    ) -> np.ndarray:
+        """Vectors of the token sequences `ids`, in batches (see BATCH_SIZE) run on
+        `threads` threads; `keep(i, hidden)` gets text i's token vectors."""
         from tqdm.auto import tqdm
 
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        if not texts:
+        out = np.zeros((len(ids), self._dimension), dtype=np.float32)
+        if not ids:
             return out
-        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=True)]
         # Batches of similar lengths: almost no padding is computed.
         order = [int(i) for i in np.argsort([len(i) for i in ids], kind="stable")]
         batches = list(self._batches(order, ids))
 
         def run(rows: list[int]) -> list[int]:
-            out[rows] = self._encode_batch([ids[i] for i in rows])
+            hidden, out[rows] = self._encode_batch([ids[i] for i in rows])
+            if keep is not None:
+                for j, i in enumerate(rows):
+                    keep(i, hidden[j, : len(ids[i])])
             return rows
 
-        with tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
+        with tqdm(total=len(ids), desc="encoding", unit="text", disable=not progress) as bar:
             if len(batches) == 1 or self.threads == 1:  # one question: on this thread
                 done: Iterator[list[int]] = map(run, batches)
                 for rows in done:
@@ -214,7 +241,8 @@ class OnnxEncoder:
         if batch:
             yield batch
 
-    def _encode_batch(self, ids: list[list[int]]) -> np.ndarray:
+    def _encode_batch(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(token vectors [texts x tokens x dimension], text vectors) of one run."""
         length = max(len(i) for i in ids)
         input_ids = np.full((len(ids), length), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), length), dtype=np.int64)
@@ -227,7 +255,12 @@ class OnnxEncoder:
         weights = mask[..., None].astype(np.float32)
         vectors = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return hidden, (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _progress(progress: bool | None, texts: Sequence[str]) -> bool:
+    """A progress bar when asked, or by default on a terminal for more than 64 texts."""
+    return sys.stderr.isatty() and len(texts) > 64 if progress is None else progress
 
 
 def _session(path: Path, threads: int) -> Any:

@@ -514,19 +514,16 @@ class Index:
             return unchanged
         embedder = self._embedder()
         new = [p for d in changed for p in split_document(d, self.encoder, self.settings)]
-        vectors = np.zeros((0, self.encoder.dimension), dtype=np.float32)
-        sentences = None if self.sentence_vectors is None else vectors
-        if new:
-            vectors = embedder.encode_documents([p.text for p in new], progress=progress)
-            if sentences is not None:
-                sentences = encode_sentences(embedder, new, progress=progress)
+        vectors, sentences = embed_passages(
+            embedder, new, sentences=self.sentence_vectors is not None, progress=progress
+        )
         result = self._assemble(documents, {d.id for d in changed}, new, vectors, sentences)
         if self.path is not None:
             result.save(self.path, expect=self.saved_as)
         if result.store is not None:
             # after the save: only the process whose save won writes to Milvus
             result._sync_store(self, progress)
-        encoded = len(vectors) + (0 if sentences is None else len(sentences))
+        encoded = _runs(self.encoder, vectors, sentences)
         result.changes = Changes(
             added=tuple(d.id for d in changed if d.id not in self.documents),
             updated=tuple(d.id for d in changed if d.id in self.documents),
@@ -676,6 +673,11 @@ class Index:
             "model": self.encoder.name,
             # which export of the model made the vectors (ONNX: its checksum)
             **({} if export is None else {"export": export}),
+            **(
+                {}
+                if self.sentence_vectors is None
+                else {"sentence_vectors": sentence_method(self.encoder)}
+            ),
             "dimension": self.encoder.dimension,
             "max_tokens": self.encoder.max_tokens,
             "split": asdict(self.settings),
@@ -729,9 +731,8 @@ def build_index(
     cached = resolve_cache(cache, default=path is not None)
     embedder = encoder if cached is None else CachedEncoder(encoder, cached)
     passages = [p for doc in docs for p in split_document(doc, encoder, settings)]
-    vectors = embedder.encode_documents([p.text for p in passages], progress=progress)
-    sentence_vectors = (
-        encode_sentences(embedder, passages, progress=progress) if sentences else None
+    vectors, sentence_vectors = embed_passages(
+        embedder, passages, sentences=sentences, progress=progress
     )
     documents = {d.id: DocumentInfo.of(d) for d in docs}
     # Rebuilt over an existing index, keys go on from its next_key: a key is never
@@ -755,7 +756,7 @@ def build_index(
         index.save(path)
     if backend is not None:
         index._sync_store(None, progress)
-    fresh = len(vectors) + (0 if sentence_vectors is None else len(sentence_vectors))
+    fresh = _runs(encoder, vectors, sentence_vectors)
     index.changes = Changes(
         added=tuple(documents),
         passages=len(passages),
@@ -906,12 +907,47 @@ def _stored_backend(path: str | Path, manifest: dict[str, Any], encoder: Encoder
         ) from err
 
 
-def encode_sentences(
-    encoder: Encoder, passages: list[Passage], *, progress: bool | None = None
-) -> np.ndarray:
-    """Vectors of every sentence of every passage, passage by passage, in order."""
-    texts = [p.text[s:e] for p in passages for s, e in sentence_bounds(p.text)]
-    return encoder.encode_documents(texts, progress=progress).reshape(-1, encoder.dimension)
+def embed_passages(
+    encoder: Encoder,
+    passages: Sequence[Passage],
+    *,
+    sentences: bool = True,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(passage vectors, vectors of every sentence of every passage in order, or None
+    without `sentences`). An encoder that pools spans (`encode_passages`, both packaged
+    encoders) makes a passage's sentence vectors in the passage's own run, each
+    sentence read in its context: one run per passage instead of one more per
+    sentence, and the learned ranker, trained on such vectors, ranks at least as well
+    (BENCHMARKS.md "Indexing"). Other encoders embed each sentence on its own."""
+    texts = [p.text for p in passages]
+    empty = np.zeros((0, encoder.dimension), dtype=np.float32)
+    if not texts:
+        return empty, empty if sentences else None
+    if not sentences:
+        return encoder.encode_documents(texts, progress=progress), None
+    bounds = [sentence_bounds(t) for t in texts]
+    pool = getattr(encoder, "encode_passages", None)
+    if pool is not None:
+        vectors, pooled = pool(texts, bounds, progress=progress)
+        return vectors, np.concatenate(pooled).reshape(-1, encoder.dimension)
+    pieces = [t[s:e] for t, spans in zip(texts, bounds, strict=True) for s, e in spans]
+    return (
+        encoder.encode_documents(texts, progress=progress),
+        encoder.encode_documents(pieces, progress=progress).reshape(-1, encoder.dimension),
+    )
+
+
+def _runs(encoder: Encoder, vectors: np.ndarray, sentences: np.ndarray | None) -> int:
+    """Texts the model ran on to make `vectors` and `sentences` (see `embed_passages`)."""
+    separate = sentences is not None and sentence_method(encoder) == "separate"
+    return len(vectors) + (len(sentences) if separate and sentences is not None else 0)
+
+
+def sentence_method(encoder: Encoder) -> str:
+    """How `embed_passages` makes sentence vectors with `encoder`: "pooled" from the
+    passage's run, or "separate" runs (what an index's manifest records)."""
+    return "pooled" if hasattr(encoder, "encode_passages") else "separate"
 
 
 def resolve_cache(cache: EmbeddingCache | bool | None, *, default: bool) -> EmbeddingCache | None:

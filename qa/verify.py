@@ -291,9 +291,13 @@ def _check_sample(
     encoder: Encoder, stored: store.StoredIndex, sample: int, problems: list[str]
 ) -> dict[str, Any]:
     """Re-encode a fixed random sample of passages and of their sentences."""
+    from .index import embed_passages
+
     n = len(stored.passages)
     rows = np.sort(np.random.default_rng(0).choice(n, min(sample, n), replace=False))
-    fresh = encoder.encode_documents([stored.passages[r].text for r in rows])
+    passages = [stored.passages[r] for r in rows]
+    with_sentences = stored.sentence_vectors is not None
+    fresh, sentences = embed_passages(encoder, passages, sentences=with_sentences)
     cosines = np.sum(fresh * stored.vectors[rows], axis=1)
     facts: dict[str, Any] = {"sample": len(rows), "min_cosine": round(float(cosines.min()), 5)}
     if cosines.min() < MIN_COSINE:
@@ -303,21 +307,16 @@ def _check_sample(
             f"from their text re-encoded with {encoder.name!r} (e.g. row {row}: cosine "
             f"{cosines.min():.3f}): another model, or vectors out of step with passages"
         )
-    if stored.sentence_vectors is not None:
+    if stored.sentence_vectors is not None and sentences is not None:
         counts = np.asarray([len(sentence_bounds(p.text)) for p in stored.passages])
         starts = np.cumsum(counts) - counts
-        texts, at = [], []
-        for r in rows:
-            text = stored.passages[r].text
-            for j, (s, e) in enumerate(sentence_bounds(text)):
-                texts.append(text[s:e])
-                at.append(starts[r] + j)
-        if texts and max(at) < len(stored.sentence_vectors):
-            got = np.sum(encoder.encode_documents(texts) * stored.sentence_vectors[at], axis=1)
+        at = np.concatenate([starts[r] + np.arange(counts[r]) for r in rows])
+        if len(at) and at.max() < len(stored.sentence_vectors):
+            got = np.sum(sentences * stored.sentence_vectors[at], axis=1)
             facts["min_sentence_cosine"] = round(float(got.min()), 5)
             if got.min() < MIN_COSINE:
                 problems.append(
-                    f"{int((got < MIN_COSINE).sum())} of {len(texts)} sampled sentence vectors "
+                    f"{int((got < MIN_COSINE).sum())} of {len(at)} sampled sentence vectors "
                     f"differ from their sentence re-encoded (cosine {got.min():.3f})"
                 )
     return facts

@@ -207,3 +207,55 @@ def test_cli_encoder_option(onnx_cache: Path, tmp_path: Path, monkeypatch, capsy
     assert main(["index", str(articles), "--out", str(out), "--encoder", "jax"]) == 1
     assert "unknown encoder 'jax'" in capsys.readouterr().err
     assert "SEMANTIC_QA_DEVICE" not in os.environ  # refused before it was used
+
+
+def test_pool_spans_means_the_tokens_inside_each_span() -> None:
+    from embeddings.encoder import pool_spans
+
+    hidden = np.arange(5 * 3, dtype=np.float32).reshape(5, 3) + 1
+    # [CLS] "ab" "cd" "ef" [SEP] over the text "ab cd ef"
+    offsets, special = [(0, 0), (0, 2), (3, 5), (6, 8), (0, 0)], [1, 0, 0, 0, 1]
+    got = pool_spans(hidden, offsets, special, [(0, 5), (6, 8), (9, 12)])
+    want = [hidden[1:3].mean(0), hidden[3], hidden.mean(0)]  # no token: the whole text
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w / np.linalg.norm(w), rtol=1e-6)
+
+
+def test_passages_and_their_sentences_in_one_run(
+    int8: OnnxEncoder, torch_encoder, passages, tmp_path: Path
+) -> None:
+    """A passage's sentence vectors pooled from its own run (what indexes keep): the
+    passage's vector is encode_documents' own, each sentence's is read in context."""
+    from embeddings import CachedEncoder, EmbeddingCache
+    from qa.answers import sentence_bounds
+
+    texts = passages[:12]
+    spans = [sentence_bounds(t) for t in texts]
+    vectors, pooled = int8.encode_passages(texts, spans)
+    np.testing.assert_array_equal(vectors, int8.encode_documents(texts))
+    assert [len(p) for p in pooled] == [len(s) for s in spans]
+    everything = np.concatenate(pooled)
+    np.testing.assert_allclose(np.linalg.norm(everything, axis=1), 1.0, atol=1e-5)
+    # read in context, yet still its own sentence: closest to the same sentence
+    # embedded alone among its passage's sentences for 75% of them here (a pooling off
+    # by some tokens would be near chance, 1 in 4), cosine to it ~0.8 on SQuAD-dev
+    alone = [int8.encode_documents([t[s:e] for s, e in b]) for t, b in zip(texts, spans)]
+    own = [int(np.argmax(p[i] @ a.T)) == i for p, a in zip(pooled, alone) for i in range(len(p))]
+    assert np.mean(own) > 0.6, np.mean(own)
+    # torch pools the same way: its vectors are int8's up to quantization
+    t_vectors, t_pooled = torch_encoder.encode_passages(texts, spans)
+    assert (t_vectors * vectors).sum(axis=1).min() > 0.975
+    assert (np.concatenate(t_pooled) * everything).sum(axis=1).min() > 0.95
+    # through the embedding cache: one entry per passage, the same arrays back
+    cached = CachedEncoder(int8, EmbeddingCache(tmp_path / "cache"))
+    first = cached.encode_passages(texts, spans)
+    again = CachedEncoder(int8, EmbeddingCache(tmp_path / "cache"))
+    second = again.encode_passages(texts, spans)
+    assert (cached.encoded, again.encoded, again.reused) == (12, 0, 12)
+    np.testing.assert_array_equal(first[0], second[0])
+    for a, b in zip(first[1], second[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # other sentence bounds for the same text are another entry, never a wrong hit
+    whole = [[(0, len(t))] for t in texts]
+    assert [len(p) for p in again.encode_passages(texts, whole)[1]] == [1] * 12
+    assert again.encoded == sum(b != w for b, w in zip(spans, whole, strict=True)) > 0

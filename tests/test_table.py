@@ -85,7 +85,7 @@ def test_a_large_file_is_checked_by_size_on_load_and_by_checksum_in_verify(
     texts.write_bytes(bytes(data))
     index = qa.load_index(path, model=fake)
     with pytest.raises(qa.IndexCorruptError, match="not UTF-8 .* semantic-qa verify"):
-        [index._hit(row, 0.0, 1) for row in range(len(index))]
+        [index.hit(row, 0.0, 1) for row in range(len(index))]
     problems = verify(path, model=fake).problems
     assert any(f"{texts.name} does not match its checksum" in p for p in problems)
     texts.write_bytes(bytes(data[:-3]))
