@@ -356,6 +356,8 @@ def _why_rebuild(out: Path, model: str | None, settings: Any) -> str | None:
         return f"built with model {manifest['model']!r}, not {model or DEFAULT_MODEL!r}"
     if manifest.get("export") != _export(model):
         return f"built with another export of {manifest['model']!r} (an earlier semantic-qa)"
+    if _separate_sentences(manifest):
+        return "its sentence vectors were embedded one by one (an earlier semantic-qa)"
     old, new = manifest.get("split") or {}, asdict(settings)
     if old != new:
         differ = [k for k in new if old.get(k) != new[k]]
@@ -382,6 +384,7 @@ def _is_current(out: Path, docs: list[Any], model: str | None, settings: Any) ->
     return (
         manifest["model"] == (model or DEFAULT_MODEL)
         and manifest.get("export") == _export(model)
+        and not _separate_sentences(manifest)
         and manifest.get("split") == asdict(settings)
         and {d.id: d.sha256 for d in stored.values()} == {d.id: d.sha256 for d in docs}
     )
@@ -396,6 +399,16 @@ def _export(model: str | None) -> str | None:
     if not split_name(name)[1].startswith("onnx"):
         return None
     return getattr(load_encoder(name), "export_id", None)
+
+
+def _separate_sentences(manifest: dict[str, Any]) -> bool:
+    """True for an index of a packaged model whose sentence vectors were embedded one by
+    one, not pooled from their passage's run as this version does (qa.index.embed_passages):
+    changes to it would mix the two."""
+    from embeddings import REGISTRY, split_name
+
+    pooled = manifest.get("sentences") is None or manifest.get("sentence_vectors") == "pooled"
+    return not pooled and split_name(manifest["model"])[0] in REGISTRY
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

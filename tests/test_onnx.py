@@ -199,6 +199,11 @@ def test_cli_encoder_option(onnx_cache: Path, tmp_path: Path, monkeypatch, capsy
     assert "built with another export of 'all-MiniLM-L6-v2@onnx-int8'" in capsys.readouterr().out
     rebuilt = json.loads((out / "manifest.json").read_text())
     assert rebuilt["export"] == load_encoder(backend="onnx").export_id
+    assert rebuilt["sentence_vectors"] == "pooled"
+    # and so is one whose sentence vectors were embedded one by one (before pooling)
+    (out / "manifest.json").write_text(json.dumps(rebuilt | {"sentence_vectors": "separate"}))
+    assert main(["index", str(articles), "--out", str(out), "--encoder", "onnx"]) == 0
+    assert "sentence vectors were embedded one by one" in capsys.readouterr().out
     assert main(["ask", "Where does the Danube flow?", "--index", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["doc_id"] == "rivers.txt"
     bad = ["index", str(articles), "--out", str(tmp_path / "x"), "--encoder", "onnx"]
