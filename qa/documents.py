@@ -258,7 +258,11 @@ def read_bytes(path: Path, *, max_file_mb: float = MAX_FILE_MB) -> bytes:
         if size > limit:
             raise _too_big(path, size, max_file_mb)
         with path.open("rb") as f:
-            data = f.read(limit + 1)  # the file may have grown since stat()
+            # read(n) allocates n bytes up front: ask for what stat() said, then (the
+            # file may have grown since) for the rest up to the limit
+            data = f.read(size + 1)
+            if len(data) > size:
+                data += f.read(limit + 1 - len(data))
     except OSError as err:
         raise DocumentError(f"{path}: cannot read file ({err.strerror or err})") from err
     if len(data) > limit:

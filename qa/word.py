@@ -144,7 +144,7 @@ class _Parts:
             )
         try:
             with self.archive.open(info) as f:
-                data = f.read(limit + 1)
+                data = f.read(info.file_size + 1)  # read(n) allocates n up front
         except (
             zipfile.BadZipFile,
             zlib.error,

@@ -219,6 +219,7 @@ def test_ask_read_the_answer_click_an_example(page) -> None:
     tab.screenshot(path=str(ARTIFACTS / "e2e-form.png"), full_page=True)
     assert (ARTIFACTS / "e2e-form.png").stat().st_size > 10_000
     assert outside == [], f"the page reached outside 127.0.0.1: {outside}"
+    # a hang guard, not a speed target (that is BENCHMARKS.md's): about a second here
     assert seconds < 30
 
 
