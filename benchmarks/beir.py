@@ -4,11 +4,11 @@ mode side by side, document-level metrics as BEIR reports them.
     python benchmarks/beir.py DATASET_DIR            # e.g. scifact/ (corpus.jsonl, queries.jsonl,
                                                      # qrels/test.tsv): ~10 min for SciFact here
     python benchmarks/beir.py DATASET_DIR --split dev --queries 100
+    python benchmarks/beir.py ../shared/data/arguana --ignore-identical-ids   # ArguAna
 
-BEIR data does not reach this machine: no package on PyPI, npm or Debian ships a
-scientific IR test collection, and the BEIR and Hugging Face hosts cannot be resolved
-(what was tried: BENCHMARKS.md, "Retrieval quality"). On a machine that can download,
-`beir.util.download_and_unzip(".../BEIR/datasets/scifact.zip", "data")` gives the folder.
+The BEIR hosts cannot be reached from this machine; ArguAna is in ../shared/data
+(a rebuild in BEIR's layout, its README says how to score it). Elsewhere,
+`beir.util.download_and_unzip(".../BEIR/datasets/scifact.zip", "data")` gives a folder.
 
 Each corpus row ({"_id", "title", "text"}) becomes a Document whose text is the title
 and the abstract (as BEIR's BM25 baselines index them), split by the project's own
@@ -16,7 +16,12 @@ splitter and settings into passages. A question's passages are turned into a ran
 of documents by each document's best passage (its first appearance; documents listed
 in a hit's `also_in` hold the same text and take the same place). Metrics over the
 documents, as pytrec_eval computes BEIR's: nDCG@10 with the qrels' graded gains,
-Recall@10/100 (share of the relevant documents retrieved) and MRR@10.
+Recall@10/100 (share of the relevant documents retrieved) and MRR@10. Modes: hybrid
+with the learned ranker (the default), hybrid with the fixed fusion, lexical (BM25) and
+dense. `--ignore-identical-ids` drops a document whose id is the query's own, as BEIR
+does for ArguAna (each query is also a corpus document). A query longer than a
+question may be (`qa.query.MAX_QUESTION_CHARS`, ArguAna has some) is cut there: the
+model reads about its first 250 words anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -36,8 +42,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa import Document, Hit, build_index
+from qa.evaluation import variant
+from qa.query import MAX_QUESTION_CHARS
 
-MODES = ("hybrid", "lexical", "dense")
+MODES = ("hybrid", "hybrid-fusion", "lexical", "dense")
+# Control characters a question may not hold (ArguAna has U+0097 from a mis-decoded
+# dash): a space instead, as a user's pasted text would be cleaned.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 KEYS = ("nDCG@10", "R@10", "R@100", "MRR@10")
 # Passages fetched per question; documents are fewer (several passages per abstract).
 DEPTH = 200
@@ -72,12 +83,13 @@ def load_beir(
     return docs, queries, {q: qrels[q] for q in queries}
 
 
-def doc_ranking(hits: Sequence[Hit]) -> list[str]:
-    """Document ids in order of their best passage."""
+def doc_ranking(hits: Sequence[Hit], drop: str | None = None) -> list[str]:
+    """Document ids in order of their best passage (without `drop`)."""
     ranking: dict[str, None] = {}
     for h in hits:
         for doc_id in (h.doc_id, *h.also_in):
-            ranking.setdefault(doc_id, None)
+            if doc_id != drop:
+                ranking.setdefault(doc_id, None)
     return list(ranking)
 
 
@@ -111,12 +123,14 @@ def evaluate_beir(
     *,
     model: Any = None,
     depth: int = DEPTH,
+    ignore_identical_ids: bool = False,
 ) -> dict[str, Any]:
     """Index `docs` in memory, search every query in each mode, score documents."""
     started = time.perf_counter()
     index = build_index(list(docs), model=model)
     seconds = time.perf_counter() - started
-    ids, texts = list(queries), list(queries.values())
+    ids = list(queries)
+    texts = [_CONTROL.sub(" ", t).strip()[:MAX_QUESTION_CHARS] for t in queries.values()]
     vectors = index.encoder.encode_queries(texts)
     report: dict[str, Any] = {
         "documents": len(docs),
@@ -127,8 +141,11 @@ def evaluate_beir(
         "modes": {},
     }
     for mode in MODES:
-        hits = index.search_batch(texts, depth, mode=mode, vectors=vectors)
-        run = {q: doc_ranking(h) for q, h in zip(ids, hits, strict=True)}
+        hits = index.search_batch(texts, depth, vectors=vectors, **variant(mode))
+        run = {
+            q: doc_ranking(h, q if ignore_identical_ids else None)
+            for q, h in zip(ids, hits, strict=True)
+        }
         report["modes"][mode] = {k: round(v, 4) for k, v in doc_metrics(run, qrels).items()}
     return report
 
@@ -139,6 +156,12 @@ def main() -> int:
     ap.add_argument("--split", default="test", help="qrels/SPLIT.tsv (default: test)")
     ap.add_argument("--queries", type=int, default=None, help="only N queries (seed 0)")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    ap.add_argument(
+        "--ignore-identical-ids",
+        action="store_true",
+        help="drop a query's own id from its documents (BEIR's rule for ArguAna)",
+    )
+    ap.add_argument("--depth", type=int, default=DEPTH, help="passages fetched per query")
     args = ap.parse_args()
 
     docs, queries, qrels = load_beir(args.folder, args.split)
@@ -146,7 +169,9 @@ def main() -> int:
         keep = random.Random(0).sample(sorted(queries), args.queries)
         queries = {q: queries[q] for q in keep}
         qrels = {q: qrels[q] for q in keep}
-    report = evaluate_beir(docs, queries, qrels)
+    report = evaluate_beir(
+        docs, queries, qrels, depth=args.depth, ignore_identical_ids=args.ignore_identical_ids
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -141,7 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--k", type=int, default=20, help="passages per question (default 20)")
     p.add_argument("--mode", default=None, help="dense, lexical or hybrid (default hybrid)")
-    p.add_argument("--baselines", action="store_true", help="also BM25 alone and dense alone")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also the fixed fusion (hybrid-fusion), BM25 alone and dense alone",
+    )
     p.add_argument("--model", default=None, help="packaged model name (default all-MiniLM-L6-v2)")
     _encoder_options(p)
     p.add_argument("--latency-questions", type=int, default=200, help="questions timed one by one")
@@ -455,7 +459,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     width = max(len(key) for key in facts)
     for key, value in facts.items():
         if isinstance(value, dict):
-            value = " ".join(f"{k}={v}" for k, v in value.items())
+            value = " ".join(
+                f"{k}={','.join(f'{a}:{b}' for a, b in v.items()) if isinstance(v, dict) else v}"
+                for k, v in value.items()
+            )
         print(f"{key:<{width}}  {value}")
     return 0
 

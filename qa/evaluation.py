@@ -119,15 +119,17 @@ def evaluate(
     latency_questions: int = 200,
 ) -> dict[str, Any]:
     """Index `docs` in memory with the project's splitter and settings, search every
-    question, and measure: metrics per mode (`mode`, plus "lexical" and "dense" with
-    `baselines`), indexing passages/s, single-question latency (encoding included)
-    and peak memory. The hits of the main mode are in `report["run"]`."""
+    question, and measure: metrics per mode (`mode`, plus the fixed fusion as
+    "hybrid-fusion", "lexical" and "dense" with `baselines`), indexing passages/s,
+    single-question latency (encoding included) and peak memory. The hits of the main
+    mode are in `report["run"]`."""
     from embeddings import DEFAULT_ENCODER, load_encoder
 
     from .index import build_index, check_mode
 
     main = check_mode(mode)
-    modes = [main] + [m for m in ("lexical", "dense") if baselines and m != main]
+    others = ("hybrid-fusion", "lexical", "dense") if baselines else ()
+    modes = [main] + [m for m in others if m != main]
     if not questions:
         raise InvalidInputError("no questions to evaluate")
     if model is None or isinstance(model, str):  # loaded before the clock starts
@@ -149,16 +151,37 @@ def evaluate(
         "modes": {},
     }
     for m in modes:
-        hits = index.search_batch(texts, k, mode=m, vectors=vectors)
+        hits = index.search_batch(texts, k, vectors=vectors, **variant(m))
         run = {q["id"]: h for q, h in zip(questions, hits, strict=True)}
         report["modes"][m] = {key: round(v, 4) for key, v in metrics(run, questions).items()}
         report["modes"][m]["answer_sentence@1"] = round(answer_sentence_rate(run, questions), 4)
+        report["modes"][m]["first_glance@1"] = round(first_glance_rate(run, questions), 4)
         if m == main:
             report["run"] = run
     sample = texts[:latency_questions]
-    report["latency_ms"] = {m: latency(index, sample, k, m) for m in modes}
+    report["latency_ms"] = {m: latency(index, sample, k, **variant(m)) for m in modes}
     report["peak_memory_mib"] = round(peak_memory_mib(), 1)
     return report
+
+
+def variant(name: str) -> dict[str, Any]:
+    """`Index.search` arguments of a row of the report: a mode, or "hybrid-fusion"."""
+    return {"mode": "hybrid", "ranker": "fusion"} if name == "hybrid-fusion" else {"mode": name}
+
+
+def first_glance_rate(
+    run: Mapping[str, Sequence[Hit]], questions: Sequence[dict[str, Any]]
+) -> float:
+    """Share of all questions a user answers at first glance: the first hit is a hit
+    and its answer sentence holds a gold answer."""
+    found = 0
+    for q in questions:
+        hits = run.get(q["id"], [])
+        if hits and isinstance(hits[0], Hit) and is_hit(hits[0], q):
+            h = hits[0]
+            start, end = h.start + h.answer_start, h.start + h.answer_end
+            found += any(start <= a["start"] and a["end"] <= end for a in q["answers"])
+    return found / len(questions) if questions else 0.0
 
 
 def answer_sentence_rate(
@@ -179,12 +202,14 @@ def answer_sentence_rate(
     return found / total if total else 0.0
 
 
-def latency(index: Any, questions: Sequence[str], k: int, mode: str) -> dict[str, float]:
+def latency(
+    index: Any, questions: Sequence[str], k: int, mode: str, ranker: str | None = None
+) -> dict[str, float]:
     """p50/p95 milliseconds of `index.search` one question at a time, as a user asks."""
     times = []
     for q in questions:
         started = time.perf_counter()
-        index.search(q, k, mode=mode)
+        index.search(q, k, mode=mode, ranker=ranker)
         times.append((time.perf_counter() - started) * 1000)
     if not times:
         return {"p50": 0.0, "p95": 0.0, "questions": 0}
@@ -203,7 +228,12 @@ def peak_memory_mib() -> float:
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as a Markdown table and a few lines of figures."""
-    keys = [f"R@{k}" for k in RECALL_AT] + ["MRR@10", "nDCG@10", "answer_sentence@1"]
+    keys = [f"R@{k}" for k in RECALL_AT] + [
+        "MRR@10",
+        "nDCG@10",
+        "answer_sentence@1",
+        "first_glance@1",
+    ]
     lines = [
         f"{report['articles']} articles, {report['questions']} questions, "
         f"{report['passages']} passages (mean {report['mean_passage_chars']:.0f} chars), "

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import scorers
 from . import signals as sig
 from .errors import InvalidInputError
 from .fusion import DEFAULT_FUSION, DEFAULT_WEIGHT, fuse
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from .index import Index
 
 RANKERS = ("learned", "fusion")
-DEFAULT_RANKER = "fusion"
+DEFAULT_RANKER = "learned"
 # Word 3-gram Jaccard similarity from which two passages count as one.
 NEAR_DUPLICATE = 0.8
 # Candidates from each side for hybrid search over an approximate vector index:
@@ -86,11 +87,7 @@ def describe(index: Index) -> dict[str, Any]:
     ranker = s.ranker if index.sentence_vectors is not None else "fusion"
     out: dict[str, Any] = {"ranker": ranker, "fusion": s.fusion, "weight": s.weight}
     if ranker == "learned":
-        passage, sentence = default_scorers()
-        out["scorers"] = {
-            "passage": f"{passage.kind} {passage.version}",
-            "sentence": f"{sentence.kind} {sentence.version}",
-        }
+        out["scorers"] = scorers.versions()
         out["reranked"] = s.reranked
     return out
 
@@ -225,15 +222,15 @@ def _rerank(
     candidates by fused score in the passage scorer's order, scored by it; the others
     (only reached when duplicates fold many away) after them, in fused order, at 0."""
     fused = found.scores
-    head = top(fused, min(reranked, len(fused)))[:reranked]
-    features, answers = passage_rows(index, query, found, head)
+    positions = top(fused, min(reranked, len(fused)))[:reranked]
+    features, answers = passage_rows(head_of(index, query, found, positions), query)
     probability = scorer.score(features)
     scores = np.zeros(len(fused), dtype=np.float32)
-    scores[head] = probability
-    seen = set(head.tolist())
-    order = head[np.lexsort((np.arange(len(head)), -probability))]
+    scores[positions] = probability
+    seen = set(positions.tolist())
+    order = positions[np.lexsort((np.arange(len(positions)), -probability))]
     rest = (i for i in _best_first(fused) if i not in seen)
-    spans = {int(found.rows[h]): answers[j] for j, h in enumerate(head)}
+    spans = {int(found.rows[h]): answers[j] for j, h in enumerate(positions)}
     return itertools.chain(order.tolist(), rest), scores, spans
 
 
@@ -249,42 +246,67 @@ def sentence_rows(
     )
 
 
-def passage_rows(
-    index: Index,
-    query: sig.Question,
-    found: Candidates,
-    positions: np.ndarray,
-    sentence_scorer: Scorer | None = None,
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """The `qa.signals.PASSAGE_FEATURES` of the candidates at `positions` and the span
-    of each one's answer sentence, by `sentence_scorer` (default: the shipped one)."""
+@dataclass(frozen=True)
+class Head:
+    """The candidates the learned scorer ranks and all it reads of them but what the
+    sentence scorer says: their rows, fused signals, every sentence's features
+    (passage i's from `starts[i]`) and span, and each passage's coverage of the
+    question, its title's, its neighbours' fused score, its article and its words."""
+
+    rows: np.ndarray
+    signals: dict[str, np.ndarray]
+    sentences: np.ndarray
+    starts: np.ndarray
+    bounds: tuple[tuple[tuple[int, int], ...], ...]
+    coverage: np.ndarray
+    titles: np.ndarray
+    neighbours: np.ndarray
+    articles: np.ndarray
+    lengths: np.ndarray
+
+
+def head_of(index: Index, query: sig.Question, found: Candidates, positions: np.ndarray) -> Head:
+    """The `Head` of the candidates at `positions`."""
     assert found.signals is not None
     rows = found.rows[positions]
-    sentence_scorer = sentence_scorer or default_scorers()[1]
     features, starts = sentence_rows(index, query, rows.tolist())
-    probability = sentence_scorer.score(features)
-    answers, best_rows, spans, coverage, lengths = [], [], [], [], []
-    for row, first, last in zip(rows.tolist(), starts, [*starts[1:], len(features)], strict=True):
-        sentences = index.sentences_of(row)
-        best = first + int(np.argmax(probability[first:last]))
-        answers.append(float(probability[best]))
-        best_rows.append(features[best])
-        spans.append(sentences.bounds[best - first])
-        coverage.append(sig.coverage(sentences.vocabulary, query))
-        lengths.append(float(sentences.lengths.sum()))
-    titles = index.title_coverage(rows, query)
+    passages = [index.sentences_of(r) for r in rows.tolist()]
     values = {name: np.asarray(v)[positions] for name, v in found.signals.items()}
     values.setdefault("sentence", values["dense"])
-    features = sig.passage_features(
-        query,
+    return Head(
+        rows,
         values,
-        np.asarray(answers, np.float32),
-        best_rows,
-        np.asarray(coverage, np.float32),
-        titles,
+        features,
+        starts,
+        tuple(p.bounds for p in passages),
+        np.array([sig.coverage(p.vocabulary, query) for p in passages], np.float32),
+        index.title_coverage(rows, query),
         _neighbours(index, found, rows),
         index.passages.docs[rows],
-        np.asarray(lengths, np.float32),
+        np.array([p.lengths.sum() for p in passages], np.float32),
+    )
+
+
+def passage_rows(
+    head: Head, query: sig.Question, sentence_scorer: Scorer | None = None
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The `qa.signals.PASSAGE_FEATURES` of the `head` and the span of each passage's
+    answer sentence, by `sentence_scorer` (default: the shipped one)."""
+    sentence_scorer = sentence_scorer or default_scorers()[1]
+    probability = sentence_scorer.score(head.sentences)
+    ends = [*head.starts[1:], len(head.sentences)][: len(head.starts)]
+    best = [a + int(np.argmax(probability[a:b])) for a, b in zip(head.starts, ends, strict=True)]
+    spans = [bounds[i - a] for bounds, i, a in zip(head.bounds, best, head.starts, strict=True)]
+    features = sig.passage_features(
+        query,
+        head.signals,
+        probability[best].astype(np.float32),
+        head.sentences[best],
+        head.coverage,
+        head.titles,
+        head.neighbours,
+        head.articles,
+        head.lengths,
     )
     return features, spans
 
@@ -388,6 +410,8 @@ def top(scores: np.ndarray, m: int) -> np.ndarray:
     # Selection only among scores above the lowest: np.partition crawls over many
     # equal values, and most passages of a large index score BM25's 0 (32 ms -> 5 ms
     # at 1M passages). The same positions either way.
+    if m <= 0:
+        return np.zeros(0, np.int64)
     low = scores.min(initial=np.inf)
     rest = np.flatnonzero(scores > low)
     if len(rest) < m:  # the m-th best is the lowest score: every position, lowest last

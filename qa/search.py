@@ -54,10 +54,11 @@ def search(
     *,
     mode: str | None = None,
     where: Mapping[str, Any] | None = None,
+    ranker: str | None = None,
 ) -> list[Hit]:
     """The `k` best passages for `question` from `index` (an `Index` or a saved
-    index's folder; default: the bundled sample index). `mode` and `where`: as in
-    `Index.search`."""
+    index's folder; default: the bundled sample index). `mode`, `where` and `ranker`:
+    as in `Index.search`."""
     question, k = check_question(question), check_k(k)
     target = index if isinstance(index, Index) else open_index(index)
-    return target.search(question, k, mode=mode, where=where)
+    return target.search(question, k, mode=mode, where=where, ranker=ranker)

@@ -108,7 +108,16 @@ SENTENCE_FEATURES = (
     "heading",  # no final punctuation: a title or a heading
     *(f"has_{fact}" for fact in FACTS),
     *(f"{kind}_x_{fact}" for kind in KINDS for fact in FACTS),
+    # the sentences around it (0 at the passage's ends): an answer often follows the
+    # sentence that names what the question is about ("... the mayor. He was ...")
+    "previous_coverage",
+    "next_coverage",
+    "previous_closeness",
+    "next_closeness",
+    "coverage_rank",  # log of its rank in the passage by coverage (0: the best)
+    "closeness_rank",
 )
+_AROUND = SENTENCE_FEATURES.index("previous_coverage")
 
 
 def sentence_features(
@@ -163,7 +172,30 @@ def sentence_features(
     out[:, 12 : 12 + len(FACTS)] = facts
     first = 12 + len(FACTS) + KINDS.index(question.kind) * len(FACTS)
     out[:, first : first + len(FACTS)] = facts
+    within_next = np.r_[within[1:], 0]
+    for j, column in enumerate((0, 2)):
+        previous = np.r_[0.0, out[:-1, column]]
+        following = np.r_[out[1:, column], 0.0]
+        out[:, _AROUND + 2 * j] = np.where(within > 0, previous, 0.0)
+        out[:, _AROUND + 2 * j + 1] = np.where(within_next > 0, following, 0.0)
+        out[:, _AROUND + 4 + j] = np.log1p(_ranks_within(out[:, column], starts, counts))
     return out, starts
+
+
+def _ranks_within(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each value's rank among its passage's (0: the highest; ties share the best)."""
+    passage = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((-values, passage))
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[order] = np.arange(len(values)) - np.repeat(starts, counts)
+    # ties share the best rank: the rank of the first equal value before it
+    ordered = values[order]
+    same = np.r_[False, (ordered[1:] == ordered[:-1]) & (passage[order][1:] == passage[order][:-1])]
+    best = ranks[order].copy()
+    for i in np.flatnonzero(same):
+        best[i] = best[i - 1]
+    ranks[order] = best
+    return ranks
 
 
 PASSAGE_FEATURES = (
@@ -193,7 +225,7 @@ def passage_features(
     question: Question,
     signals: Mapping[str, np.ndarray],
     answers: np.ndarray,
-    sentence_rows: Sequence[np.ndarray],
+    sentence_rows: np.ndarray,
     coverage: np.ndarray,
     titles: np.ndarray,
     neighbours: np.ndarray,
@@ -202,7 +234,7 @@ def passage_features(
 ) -> np.ndarray:
     """One row of `PASSAGE_FEATURES` per candidate. `signals`: "dense", "lexical",
     "sentence" and "fused" per candidate; `answers`: each candidate's answer-sentence
-    score and `sentence_rows` that sentence's `SENTENCE_FEATURES`; `coverage` and
+    score and `sentence_rows` that sentence's `SENTENCE_FEATURES` (one row each); `coverage` and
     `titles`: coverage of the passage and of its article's title; `neighbours`: the
     best fused score beside it; `articles`: each candidate's article number;
     `lengths`: its words."""
@@ -222,7 +254,7 @@ def passage_features(
     out[:, 9] = coverage
     out[:, 10] = answers
     out[:, 11] = answers.max() - answers
-    rows = np.asarray(sentence_rows).reshape(n, len(SENTENCE_FEATURES))
+    rows = sentence_rows.reshape(n, len(SENTENCE_FEATURES))
     out[:, 12] = rows[:, SENTENCE_FEATURES.index("coverage")]
     out[:, 13] = rows[:, SENTENCE_FEATURES.index("closeness")]
     out[:, 14] = titles

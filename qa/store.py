@@ -522,11 +522,22 @@ def summary(path: str | Path) -> dict[str, Any]:
         "next_key": manifest["next_key"],
         "split": manifest.get("split", {}),
         "vector_index": _vector_summary(manifest.get("vector_index")),
-        "ranking": manifest.get("ranking", {"ranker": "fusion"}),
+        "ranking": _ranking_summary(manifest.get("ranking")),
         "bytes": sum(int(f.get("bytes", 0)) for f in files.values()),
         "files": len(files) + 1,
         "created": manifest.get("created"),
     }
+
+
+def _ranking_summary(described: Any) -> dict[str, Any]:
+    """The ranking line of `summary`: the index's settings, and the scorers its searches
+    use now (those of this version of semantic-qa, whichever saved the index)."""
+    from . import scorers
+
+    out = dict(described) if isinstance(described, dict) else {"ranker": "fusion"}
+    if out.get("ranker") == "learned":
+        out["scorers"] = scorers.versions()
+    return out
 
 
 def _vector_summary(described: Any) -> dict[str, Any]:

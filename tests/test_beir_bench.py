@@ -66,13 +66,15 @@ def test_doc_ranking_takes_each_documents_best_passage_and_its_copies() -> None:
 
     hits = [hit("a", 1), hit("b", 2, ("c",)), hit("a", 3), hit("d", 4)]
     assert doc_ranking(hits) == ["a", "b", "c", "d"]
+    # ArguAna: a query is a corpus document too, and never counts as its own answer
+    assert doc_ranking(hits, drop="a") == ["b", "c", "d"]
 
 
 def test_evaluate_beir_ranks_the_relevant_abstract_first(tmp_path: Path) -> None:
     docs, queries, qrels = load_beir(write_beir(tmp_path))
     report = evaluate_beir(docs, queries, qrels, model=FakeEncoder(), depth=10)
     assert report["documents"] == 4 and report["queries"] == 2
-    assert set(report["modes"]) == {"hybrid", "lexical", "dense"}
+    assert set(report["modes"]) == {"hybrid", "hybrid-fusion", "lexical", "dense"}
     for mode, m in report["modes"].items():
         assert m["nDCG@10"] == pytest.approx(1.0), mode
         assert m["R@10"] == m["MRR@10"] == pytest.approx(1.0), mode

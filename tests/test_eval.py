@@ -57,7 +57,7 @@ def reference_score(run_file: Path, articles: Path, questions: Path) -> dict[str
 def test_metrics_agree_with_reference_scorer(tmp_path: Path, subset: tuple[Path, Path]) -> None:
     docs, questions = load_squad(*subset)
     report = evaluate(docs, questions, model=FakeEncoder(), baselines=True, latency_questions=5)
-    assert set(report["modes"]) == {"hybrid", "lexical", "dense"}
+    assert set(report["modes"]) == {"hybrid", "hybrid-fusion", "lexical", "dense"}
     run = report["run"]
     run_file = tmp_path / "run.jsonl"
     run_file.write_text("".join(json.dumps(r) + "\n" for r in run_file_rows(run)), "utf-8")

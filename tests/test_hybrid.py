@@ -28,6 +28,7 @@ NEWS = [
 
 
 def test_modes_give_their_own_scores(fake: FakeEncoder) -> None:
+    """The fixed fusion's scores (the learned ranker's are in test_ranking.py)."""
     index = qa.build_index(TINY, model=fake)
     question = "Where does the Danube flow?"
     query = fake.encode_queries([question])[0]
@@ -39,7 +40,7 @@ def test_modes_give_their_own_scores(fake: FakeEncoder) -> None:
     ]
     hybrid = 0.25 * normalize(dense) + 0.25 * normalize(best_sentence) + 0.5 * normalize(lexical)
     for mode, expected in [("dense", dense), ("lexical", lexical), ("hybrid", hybrid)]:
-        hits = index.search(question, k=len(index), mode=mode)
+        hits = index.search(question, k=len(index), mode=mode, ranker="fusion")
         assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True), abs=1e-5)
         assert hits[0].doc_id == "rivers"
 

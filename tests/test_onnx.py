@@ -244,8 +244,14 @@ def test_passages_and_their_sentences_in_one_run(
     # read in context, yet still its own sentence: closest to the same sentence
     # embedded alone among its passage's sentences for 75% of them here (a pooling off
     # by some tokens would be near chance, 1 in 4), cosine to it ~0.8 on SQuAD-dev
-    alone = [int8.encode_documents([t[s:e] for s, e in b]) for t, b in zip(texts, spans)]
-    own = [int(np.argmax(p[i] @ a.T)) == i for p, a in zip(pooled, alone) for i in range(len(p))]
+    alone = [
+        int8.encode_documents([t[s:e] for s, e in b]) for t, b in zip(texts, spans, strict=True)
+    ]
+    own = [
+        int(np.argmax(p[i] @ a.T)) == i
+        for p, a in zip(pooled, alone, strict=True)
+        for i in range(len(p))
+    ]
     assert np.mean(own) > 0.6, np.mean(own)
     # torch pools the same way: its vectors are int8's up to quantization
     t_vectors, t_pooled = torch_encoder.encode_passages(texts, spans)
