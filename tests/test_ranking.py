@@ -163,3 +163,34 @@ def test_head_and_passage_rows_agree_with_search(fake: FakeEncoder) -> None:
     hit = index.search(question, 1)[0]
     assert hit.score == pytest.approx(float(probability[best]), abs=1e-6)
     assert (hit.answer_start, hit.answer_end) == spans[best]
+
+
+def test_copies_are_found_as_comparing_with_every_kept_passage(fake: FakeEncoder) -> None:
+    """`_Copies` looks shingles up instead of comparing pairs: the same answers as the
+    definition (same text up to case and spacing, or 3-gram Jaccard >= 0.8)."""
+    words = [f"word{i}" for i in range(60)]
+    rng = np.random.default_rng(0)
+    texts = []
+    for _ in range(40):
+        edited = list(words)
+        for j in rng.choice(60, int(rng.integers(0, 12)), replace=False):
+            edited[j] = f"other{rng.integers(1000)}"
+        texts.append(" ".join(edited))
+    texts += [texts[0].upper(), "  ".join(texts[1].split()), "A short unrelated passage."]
+    index = qa.build_index([qa.Document(f"d{i}", t) for i, t in enumerate(texts)], model=fake)
+
+    def near(a: int, b: int) -> bool:
+        if index.passages.hashes[a] == index.passages.hashes[b]:
+            return True
+        x, y = index.sentences_of(a).shingles, index.sentences_of(b).shingles
+        return bool(x and y) and len(x & y) >= ranking.NEAR_DUPLICATE * len(x | y)
+
+    copies, kept, folded = ranking._Copies(index), [], 0
+    for row in rng.permutation(len(index)).tolist():
+        first = next((r for r in kept if near(row, r)), None)
+        assert copies.first_of(row) == first
+        if first is None:
+            copies.keep(row)
+            kept.append(row)
+        folded += first is not None
+    assert 5 < folded < len(index) - 5  # both answers were tested
