@@ -55,6 +55,11 @@ NEAR_DUPLICATE = 0.8
 CANDIDATES = 100
 # Passages the learned scorer ranks again: the best by fused score (BENCHMARKS.md).
 RERANKED = 30
+# The longest question the learned scorers saw (SQuAD-train's: 40 words; 99.9% have
+# at most 27). A longer query, such as a paragraph pasted to find its like, is ranked by
+# the fixed fusion: on ArguAna (whole arguments as queries, 45-400 words) the learned
+# ranker lost 5.7 points nDCG@10 to it (BENCHMARKS.md "Learned ranking").
+LEARNED_MAX_WORDS = 40
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ def rank(
     """The `k` best hits for `question` (its `vector` unless lexical), among `rows` when
     given (the passages `where` selects; Milvus applies `where` itself)."""
     settings = index.ranking
-    learned = _learned(index, ranker or settings.ranker, vector)
+    learned = _learned(index, question, ranker or settings.ranker, vector)
     with _ONE_BLAS_THREAD:
         found = candidates(index, question, vector, k, mode, rows, where)
     query = sig.Question.of(question, vector, index.lexical.idf)
@@ -209,10 +214,13 @@ def _fused(
     return Candidates(rows, fused, signals)
 
 
-def _learned(index: Index, ranker: str, vector: np.ndarray | None) -> Scorer | None:
+def _learned(index: Index, question: str, ranker: str, vector: np.ndarray | None) -> Scorer | None:
     """The passage scorer when the learned ranker applies: asked for, a question
-    vector, and sentence vectors in the index (what its signals need)."""
+    vector, sentence vectors in the index (what its signals need), and a question of
+    the length it learned from (at most `LEARNED_MAX_WORDS`)."""
     if check_ranker(ranker) != "learned" or vector is None or index.sentence_vectors is None:
+        return None
+    if len(sig.WORDS.findall(question)) > LEARNED_MAX_WORDS:
         return None
     return default_scorers()[0]
 

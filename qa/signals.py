@@ -78,7 +78,7 @@ class Question:
             tokens,
             dict(idf(tokens)),
             question_kind(text),
-            frozenset(w.lower() for w in _WORD.findall(text)),
+            frozenset(w.lower() for w in WORDS.findall(text)),
         )
 
     @property
@@ -91,7 +91,7 @@ class Question:
         return frozenset(zip(self.tokens, self.tokens[1:], strict=False))
 
 
-_WORD = re.compile(r"\w+")
+WORDS = re.compile(r"\w+")  # words as counted and compared as written
 
 SENTENCE_FEATURES = (
     "coverage",  # IDF of the question's words in the sentence / IDF of all of them

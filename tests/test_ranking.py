@@ -194,3 +194,14 @@ def test_copies_are_found_as_comparing_with_every_kept_passage(fake: FakeEncoder
             kept.append(row)
         folded += first is not None
     assert 5 < folded < len(index) - 5  # both answers were tested
+
+
+def test_a_query_longer_than_any_training_question_is_ranked_by_the_fusion(
+    fake: FakeEncoder,
+) -> None:
+    index = qa.build_index(NEWS, model=fake)
+    short = "How many ships arrived on day 7?"
+    long = " ".join([short] * 6)  # 42 words: longer than any SQuAD-train question
+    assert len(sig.WORDS.findall(long)) > ranking.LEARNED_MAX_WORDS
+    assert index.search(long, 5) == index.search(long, 5, ranker="fusion")
+    assert index.search(short, 5) != index.search(short, 5, ranker="fusion")
