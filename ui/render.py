@@ -17,8 +17,8 @@ from qa.hits import page_label
 HOW_TO_READ = (
     "How to read the results: passages are ranked by score, higher is better: how likely "
     "the passage holds the answer (0 to 1), as the ranker trained on SQuAD questions "
-    "judges it (an index without sentence vectors ranks by a fused score that only "
-    "compares passages for this one question). Closeness is the "
+    "judges it (an index without sentence vectors, or a question of over 40 words, ranks "
+    "by a fused score that only compares passages for this one question). Closeness is the "
     "cosine similarity (-1 to 1) of your question and the closest passage by meaning; "
     "when it is low, the articles probably do not answer the question. "
     "Highlighted: the sentence most likely to hold the answer."
