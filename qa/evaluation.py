@@ -174,13 +174,7 @@ def first_glance_rate(
 ) -> float:
     """Share of all questions a user answers at first glance: the first hit is a hit
     and its answer sentence holds a gold answer."""
-    found = 0
-    for q in questions:
-        hits = run.get(q["id"], [])
-        if hits and isinstance(hits[0], Hit) and is_hit(hits[0], q):
-            h = hits[0]
-            start, end = h.start + h.answer_start, h.start + h.answer_end
-            found += any(start <= a["start"] and a["end"] <= end for a in q["answers"])
+    _, found = _first_hits(run, questions)
     return found / len(questions) if questions else 0.0
 
 
@@ -190,6 +184,15 @@ def answer_sentence_rate(
     """Share of questions whose first hit is a hit and whose answer sentence holds a
     gold answer (in document offsets: `hit.start + answer_start` ...), over questions
     whose first hit is a hit."""
+    total, found = _first_hits(run, questions)
+    return found / total if total else 0.0
+
+
+def _first_hits(
+    run: Mapping[str, Sequence[Hit]], questions: Sequence[dict[str, Any]]
+) -> tuple[int, int]:
+    """(questions whose first hit is a hit, those of them whose answer sentence holds
+    a gold answer)."""
     found = total = 0
     for q in questions:
         hits = run.get(q["id"], [])
@@ -199,7 +202,7 @@ def answer_sentence_rate(
         start, end = h.start + h.answer_start, h.start + h.answer_end
         total += 1
         found += any(start <= a["start"] and a["end"] <= end for a in q["answers"])
-    return found / total if total else 0.0
+    return total, found
 
 
 def latency(
