@@ -356,7 +356,7 @@ class _Copies:
     same text up to case and spacing, or (overlapping windows, lightly edited copies)
     word 3-gram Jaccard similarity of at least `NEAR_DUPLICATE`. Shingles are looked up
     in the kept passages' postings, so a passage costs its own shingles, not a
-    comparison with every kept one (k=200: 230 ms a question before)."""
+    comparison with every kept one (which made most of a k=200 search's time)."""
 
     def __init__(self, index: Index) -> None:
         self._index = index
