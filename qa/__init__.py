@@ -24,12 +24,14 @@ from .errors import (
 from .hits import Hit
 from .index import DEFAULT_MODE, MODES, Changes, Index, build_index, load_index, migrate
 from .passages import Passage, SplitSettings, split_document
+from .ranking import RANKERS
 from .search import default_index_path, search
 from .vectors import Params as VectorParams
 
 __all__ = [
     "DEFAULT_MODE",
     "MODES",
+    "RANKERS",
     "Changes",
     "Document",
     "DocumentError",

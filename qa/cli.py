@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON (Hit.to_dict())")
     p.add_argument("--mode", default=None, help="hybrid (default), dense or lexical")
     p.add_argument(
+        "--ranker",
+        default=None,
+        help="hybrid mode's ranking: learned (the index's default) or fusion (the fixed "
+        "fusion of dense and BM25 scores)",
+    )
+    p.add_argument(
         "--where",
         action="append",
         default=[],
@@ -470,6 +476,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_ask(args: argparse.Namespace) -> int:
     from .index import check_mode
     from .query import check_k, check_question
+    from .ranking import check_ranker
     from .search import open_index
 
     if (args.question is None) == (args.questions is None):
@@ -479,11 +486,13 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.k is not None:
         check_k(args.k)
     mode, where = check_mode(args.mode), _where(args.where)
+    ranker = None if args.ranker is None else check_ranker(args.ranker)
     index = open_index(args.index)
     if args.questions is not None:
         k = 20 if args.k is None else args.k
-        return _ask_batch(index, args.questions, k, mode, where)
-    hits = index.search(args.question, k=5 if args.k is None else args.k, mode=mode, where=where)
+        return _ask_batch(index, args.questions, k, mode, where, ranker)
+    k = 5 if args.k is None else args.k
+    hits = index.search(args.question, k=k, mode=mode, where=where, ranker=ranker)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -528,7 +537,14 @@ def _where(pairs: list[str]) -> dict[str, str] | None:
     return where
 
 
-def _ask_batch(index: Any, path: Path, k: int, mode: str, where: dict[str, str] | None) -> int:
+def _ask_batch(
+    index: Any,
+    path: Path,
+    k: int,
+    mode: str,
+    where: dict[str, str] | None,
+    ranker: str | None,
+) -> int:
     from .query import check_question
 
     try:
@@ -548,7 +564,7 @@ def _ask_batch(index: Any, path: Path, k: int, mode: str, where: dict[str, str] 
             ) from err
         rows.append((qid, question))
     for qid, question in rows:
-        hits = index.search(question, k=k, mode=mode, where=where)
+        hits = index.search(question, k=k, mode=mode, where=where, ranker=ranker)
         print(json.dumps({"id": qid, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
     return 0
 

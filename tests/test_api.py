@@ -70,6 +70,11 @@ def test_get_and_post_return_the_hits_python_returns(api: TestClient, saved: qa.
     for mode in qa.MODES:
         got = api.get("/api/search", params={"q": QUESTION, "k": 3, "mode": mode}).json()
         assert got["hits"] == _python_hits(saved, QUESTION, 3, mode=mode)
+    for ranker in qa.RANKERS:
+        got = api.get("/api/search", params={"q": QUESTION, "k": 3, "ranker": ranker}).json()
+        assert got["hits"] == _python_hits(saved, QUESTION, 3, ranker=ranker)
+        body = {"q": QUESTION, "k": 3, "ranker": ranker}
+        assert api.post("/api/search", json=body).json() == got
     body = {"q": "Moon", "k": 2, "mode": "lexical", "where": {"doc_id": ["space", "cats"]}}
     got = api.post("/api/search", json=body).json()["hits"]
     assert got == _python_hits(saved, "Moon", 2, mode="lexical", where=body["where"])
@@ -79,9 +84,11 @@ def test_get_and_post_return_the_hits_python_returns(api: TestClient, saved: qa.
     )
 
 
-def _python_error(index: qa.Index, question: object, k: object, mode=None, where=None) -> str:
+def _python_error(
+    index: qa.Index, question: object, k: object, mode=None, where=None, ranker=None
+) -> str:
     with pytest.raises(qa.InvalidInputError) as err:
-        api_hits(index, question, k, mode=mode, where=where)
+        api_hits(index, question, k, mode=mode, where=where, ranker=ranker)
     return str(err.value)
 
 
@@ -97,6 +104,8 @@ BAD_BODIES = [
     *({"q": QUESTION, "k": k} for k in ("abc", None, 2.5, 0, -1, 101, True, [3], float("inf"))),
     {"q": QUESTION, "mode": "fast"},
     {"q": QUESTION, "mode": ["dense"]},
+    {"q": QUESTION, "ranker": "bm25"},
+    {"q": QUESTION, "ranker": 1},
     {"q": QUESTION, "where": ["source", "x"]},
     {"q": QUESTION, "where": "source=x"},
 ]
@@ -108,7 +117,7 @@ def test_a_bad_post_is_400_with_the_message_python_gives(
 ) -> None:
     caplog.set_level("INFO", logger="ui.api")
     expected = _python_error(
-        saved, body["q"], body.get("k", 5), body.get("mode"), body.get("where")
+        saved, body["q"], body.get("k", 5), body.get("mode"), body.get("where"), body.get("ranker")
     )
     content = json.dumps(body, allow_nan=True)  # inf is not JSON, Python's json reads it
     reply = api.post("/api/search", content=content)
@@ -132,13 +141,14 @@ def test_a_bad_post_is_400_with_the_message_python_gives(
         ({"q": QUESTION, "k": "101"}, 101),
         ({"q": QUESTION, "k": "99999999999999999999"}, "99999999999999999999"),
         ({"q": QUESTION, "mode": "fast"}, 5),
+        ({"q": QUESTION, "ranker": "best"}, 5),
     ],
 )
 def test_a_bad_get_is_400_with_the_message_python_gives(
     api: TestClient, saved: qa.Index, params: dict, k: object
 ) -> None:
     reply = api.get("/api/search", params=params)
-    expected = _python_error(saved, params["q"], k, params.get("mode"))
+    expected = _python_error(saved, params["q"], k, params.get("mode"), None, params.get("ranker"))
     assert reply.status_code == 400 and reply.json() == {"error": expected}
 
 
@@ -298,7 +308,7 @@ def test_openapi_lists_exactly_the_routes(api: TestClient, saved: qa.Index) -> N
         "/info": ["get"],
     }
     search = schema["paths"]["/search"]
-    assert [p["name"] for p in search["get"]["parameters"]] == ["q", "k", "mode"]
+    assert [p["name"] for p in search["get"]["parameters"]] == ["q", "k", "mode", "ranker"]
     assert set(search["get"]["responses"]) == {"200", "400", "401", "413", "503"}
     hit = search["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     properties = hit["properties"]["hits"]["items"]["properties"]

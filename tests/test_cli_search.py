@@ -1,4 +1,4 @@
-"""`semantic-qa ask --mode/--where`: the same hits as `Index.search` with the same options
+"""`semantic-qa ask --mode/--ranker/--where`: the same hits as `Index.search` with the same options
 (fake encoder: fast)."""
 
 from __future__ import annotations
@@ -39,6 +39,24 @@ def test_ask_mode_and_where_match_python_api(index_path: Path, capsys, mode: str
     assert {h["doc_id"] for h in got} == {"a", "c"}
 
 
+def test_ask_ranker_matches_python_api(index_path: Path, tmp_path: Path, capsys) -> None:
+    scores = {}
+    for ranker in qa.RANKERS:
+        argv = ["ask", "When did the UN meet?", "--index", str(index_path), "--json"]
+        assert main([*argv, "--ranker", ranker]) == 0
+        got = json.loads(capsys.readouterr().out)
+        expected = qa.search("When did the UN meet?", 5, index=index_path, ranker=ranker)
+        assert got == [h.to_dict() for h in expected]
+        scores[ranker] = [h["score"] for h in got]
+    assert scores["learned"] != scores["fusion"]  # a probability against a fused score
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text('{"id": 1, "question": "When did the UN meet?"}\n')
+    argv = ["ask", "--questions", str(qfile), "--index", str(index_path), "--ranker", "fusion"]
+    assert main([*argv, "--k", "5"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert [h["score"] for h in row["hits"]] == scores["fusion"]
+
+
 def test_ask_where_metadata_and_batch(index_path: Path, tmp_path: Path, capsys) -> None:
     qfile = tmp_path / "q.jsonl"
     qfile.write_text('{"id": 1, "question": "Where do rivers flow?"}\n')
@@ -52,6 +70,7 @@ def test_ask_where_metadata_and_batch(index_path: Path, tmp_path: Path, capsys) 
     ("extra", "message"),
     [
         (["--mode", "fast"], "mode must be one of dense, lexical, hybrid, got 'fast'"),
+        (["--ranker", "bm25"], "ranker must be one of learned, fusion, got 'bm25'"),
         (["--where", "source"], "--where takes FIELD=VALUE"),
         (["--where", "=x"], "--where takes FIELD=VALUE"),
     ],

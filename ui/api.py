@@ -37,6 +37,7 @@ from swagger_ui_bundle import swagger_ui_path
 from qa import MODES, Hit, Index, QAError
 from qa.index import DEFAULT_MODE
 from qa.query import MAX_QUESTION_CHARS
+from qa.ranking import RANKERS
 from qa.store import summary
 
 from .handlers import MAX_API_K, SEARCH_CONCURRENCY, LiveIndex, api_hits
@@ -50,7 +51,7 @@ PATH = "/api"
 MAX_BODY_BYTES = 64 * 1024
 REALM = "semantic-qa"
 EXAMPLE = "When was the Bled Strategic Forum established?"
-_SEARCH_FIELDS = ("q", "k", "mode", "where")
+_SEARCH_FIELDS = ("q", "k", "mode", "ranker", "where")
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 # Swagger UI's files that the docs page loads (not the package's demo page, which
 # fetches an example API from the internet).
@@ -89,9 +90,11 @@ def _add_search(api: FastAPI, live: LiveIndex) -> None:
     # waiting costs nothing, and the loop stays free for the form
     limiter = anyio.CapacityLimiter(SEARCH_CONCURRENCY)
 
-    async def search(question: Any, k: Any, mode: Any, where: Any) -> JSONResponse:
+    async def search(question: Any, k: Any, mode: Any, ranker: Any, where: Any) -> JSONResponse:
         index = _index(live)
-        find = functools.partial(api_hits, index, question, k, mode=mode, where=where)
+        find = functools.partial(
+            api_hits, index, question, k, mode=mode, where=where, ranker=ranker
+        )
         try:
             hits = await anyio.to_thread.run_sync(find, limiter=limiter)
         except QAError as err:
@@ -111,10 +114,14 @@ def _add_search(api: FastAPI, live: LiveIndex) -> None:
     )
     async def search_get(request: Request) -> JSONResponse:
         params = request.query_params
-        _only(params.keys(), _SEARCH_FIELDS[:3], "parameter", "/api/search?q=...&k=5")
+        _only(params.keys(), _SEARCH_FIELDS[:4], "parameter", "/api/search?q=...&k=5")
         k = params.get("k", "5")
         return await search(
-            _required_q(params), int(k) if _INTEGER.fullmatch(k) else k, params.get("mode"), None
+            _required_q(params),
+            int(k) if _INTEGER.fullmatch(k) else k,
+            params.get("mode"),
+            params.get("ranker"),
+            None,
         )
 
     @api.post(
@@ -127,7 +134,11 @@ def _add_search(api: FastAPI, live: LiveIndex) -> None:
         body = await _json_object(request)
         _only(body.keys(), _SEARCH_FIELDS, "field", '{"q": "...", "k": 5}')
         return await search(
-            _required_q(body), body.get("k", 5), body.get("mode"), body.get("where")
+            _required_q(body),
+            body.get("k", 5),
+            body.get("mode"),
+            body.get("ranker"),
+            body.get("where"),
         )
 
 
@@ -332,10 +343,17 @@ _SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
 _QUESTION = {"type": "string", "maxLength": MAX_QUESTION_CHARS, "example": EXAMPLE}
 _K = {"type": "integer", "minimum": 1, "maximum": MAX_API_K, "default": 5}
 _MODE = {"type": "string", "enum": list(MODES), "default": DEFAULT_MODE}
+_RANKER = {
+    "type": "string",
+    "enum": list(RANKERS),
+    "description": "hybrid mode's ranking: the learned ranker (the index's default) or "
+    "the fixed fusion of the dense and BM25 scores",
+}
 _SEARCH_PARAMETERS = [
     {"name": "q", "in": "query", "required": True, "schema": _QUESTION},
     {"name": "k", "in": "query", "schema": _K, "description": "how many passages"},
     {"name": "mode", "in": "query", "schema": _MODE},
+    {"name": "ranker", "in": "query", "schema": _RANKER},
 ]
 _SEARCH_BODY = {
     "required": True,
@@ -348,6 +366,7 @@ _SEARCH_BODY = {
                     "q": _QUESTION,
                     "k": _K,
                     "mode": _MODE,
+                    "ranker": _RANKER,
                     "where": {
                         "type": "object",
                         "description": "exact match on doc_id, title, source or a metadata "

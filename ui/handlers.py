@@ -51,14 +51,21 @@ def _no_progress(*args: Any, **kwargs: Any) -> None:
 
 
 def api_hits(
-    index: Index, question: Any, k: Any = 5, *, mode: Any = None, where: Any = None
+    index: Index,
+    question: Any,
+    k: Any = 5,
+    *,
+    mode: Any = None,
+    where: Any = None,
+    ranker: Any = None,
 ) -> list[dict[str, Any]]:
     """The HTTP APIs' answer (the form's `/search` and `/api/search`): the same list of
     `Hit.to_dict()` as `qa.search` and the CLI. Anything wrong with the request (a
     question that is not a string, empty, too long or holding control characters; `k`
-    not a whole number from 1 to `MAX_API_K`; an unknown `mode`; `where` not a dict)
-    is an `InvalidInputError` with the message Python gives."""
-    return [hit.to_dict() for hit in index.search(question, k=_api_k(k), mode=mode, where=where)]
+    not a whole number from 1 to `MAX_API_K`; an unknown `mode` or `ranker`; `where`
+    not a dict) is an `InvalidInputError` with the message Python gives."""
+    hits = index.search(question, k=_api_k(k), mode=mode, where=where, ranker=ranker)
+    return [hit.to_dict() for hit in hits]
 
 
 def search_hits(index: Index, question: str, k: Any = 5) -> list[dict[str, Any]]:
