@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embeddings import load_encoder
 from embeddings.models import DEFAULT_MODEL, model_path
-from embeddings.onnx import export_model
+from embeddings.onnx import export_model, export_raw
 from qa.evaluation import load_squad
 from qa.passages import split_document
 
@@ -82,7 +81,6 @@ def runner(path: Path, batch: int) -> Run:
 
 def static_int8(calibration: list[list[int]], folder: Path) -> Path:
     """The raw torch export, quantized with fixed activation ranges (QDQ)."""
-    import torch
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -90,34 +88,9 @@ def static_int8(calibration: list[list[int]], folder: Path) -> Path:
         QuantType,
         quantize_static,
     )
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(
-        str(model_path(DEFAULT_MODEL)), local_files_only=True, attn_implementation="eager"
-    ).eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     raw, out = folder / "raw.onnx", folder / "static-int8.onnx"
-    sample = torch.tensor([[101, 7592, 2088, 102]])
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Hidden(model),
-            (sample, torch.ones_like(sample)),
-            str(raw),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask")},
-            opset_version=17,
-            dynamo=False,
-        )
+    export_raw(model_path(DEFAULT_MODEL), raw)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

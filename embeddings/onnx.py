@@ -381,41 +381,11 @@ def _sha256(file: Path) -> str:
 
 def _export_fp32(folder: Path, out: Path) -> None:
     """torch -> ONNX (last hidden state), then ONNX Runtime's BERT fusions."""
-    import torch
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig
 
-    # Eager attention exports as plain MatMul/Softmax, which the optimizer fuses into
-    # one Attention op (sdpa's export is not recognized and stays ~25% slower int8).
-    model = AutoModel.from_pretrained(
-        str(folder), local_files_only=True, attn_implementation="eager"
-    ).eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    sample = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
-    mask = (sample != 0).long()
     raw = out.with_name(out.name + ".raw.onnx")
     try:
-        # The legacy exporter warns that it is legacy, and the tracer about a padding
-        # branch that is constant here (the mask always spans the whole input).
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Hidden(model).eval(),
-                (sample, mask),
-                str(raw),
-                input_names=list(INPUTS),
-                output_names=["last_hidden_state"],
-                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in (*INPUTS, "last_hidden_state")},
-                opset_version=OPSET,
-                dynamo=False,  # the dynamo exporter needs onnxscript and more time
-            )
+        export_raw(folder, raw)
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
         if config.model_type == "bert":
             from onnxruntime.transformers import optimizer
@@ -434,6 +404,44 @@ def _export_fp32(folder: Path, out: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(raw)
+
+
+def export_raw(folder: Path, out: Path) -> None:
+    """The transformer of the model in `folder` as ONNX (its last hidden state, batch and
+    tokens dynamic), exported by torch, not yet fused or quantized."""
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention exports as plain MatMul/Softmax, which the optimizer fuses into
+    # one Attention op (sdpa's export is not recognized and stays ~25% slower int8).
+    model = AutoModel.from_pretrained(
+        str(folder), local_files_only=True, attn_implementation="eager"
+    ).eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    sample = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])
+    mask = (sample != 0).long()
+    # The legacy exporter warns that it is legacy, and the tracer about a padding branch
+    # that is constant here (the mask always spans the whole input).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Hidden(model).eval(),
+            (sample, mask),
+            str(out),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in (*INPUTS, "last_hidden_state")},
+            opset_version=OPSET,
+            dynamo=False,  # the dynamo exporter needs onnxscript and more time
+        )
 
 
 def _quantize(fp32: Path, out: Path) -> None:
