@@ -34,10 +34,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from qa import MODES, Hit, Index, QAError
+from qa import MODES, RANKERS, Hit, Index, QAError
 from qa.index import DEFAULT_MODE
 from qa.query import MAX_QUESTION_CHARS
-from qa.ranking import RANKERS
 from qa.store import summary
 
 from .handlers import MAX_API_K, SEARCH_CONCURRENCY, LiveIndex, api_hits
