@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,19 +47,25 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 Run = Callable[[list[list[int]]], list[np.ndarray]]
 
 
-def session(path: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def session(path: Path, *, profiling: bool = False) -> Any:
+    """An ONNX Runtime session of `path` on one thread, as `OnnxEncoder` runs one."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda ids, mask: s.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    if profiling:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "semantic-qa-int8")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def runner(path: Path, batch: int) -> Run:
     """Mean-pooled, normalized vectors of token sequences, `batch` texts per run."""
-    run = session(path)
+    s = session(path)
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return s.run(None, {"input_ids": ids, "attention_mask": mask})[0]
 
     def vectors(seqs: list[list[int]]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
@@ -119,13 +126,7 @@ def static_int8(calibration: list[list[int]], folder: Path) -> Path:
 
 def profile(path: Path, seqs: list[list[int]]) -> None:
     """The share of run time of each operator type, one text per run, one thread."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.enable_profiling = True
-    options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "semantic-qa-int8-profile")
-    s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    s = session(path, profiling=True)
     for seq in seqs:
         ids = np.array([seq], np.int64)
         s.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
