@@ -98,6 +98,18 @@ def gather(work: Path, per_group: int, dev: int) -> tuple[list[dict], list[dict]
     return train, pairs(index, dev_questions[:dev], vectors[:dev])
 
 
+def encode(tokenizer, batch: list[dict], max_tokens: int):
+    """Each question of `batch` with each of its hits' texts, as the model reads them."""
+    return tokenizer(
+        [r["question"] for r in batch for _ in r["texts"]],
+        [t for r in batch for t in r["texts"]],
+        truncation="only_second",
+        max_length=max_tokens,
+        padding=True,
+        return_tensors="pt",
+    )
+
+
 def train(rows: list[dict], layers: int, max_tokens: int, minutes: float, out: Path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -120,14 +132,7 @@ def train(rows: list[dict], layers: int, max_tokens: int, minutes: float, out: P
     started, step = time.perf_counter(), 0
     for step in range(steps):
         batch = rows[step * per_step : (step + 1) * per_step]
-        inputs = tokenizer(
-            [r["question"] for r in batch for _ in r["texts"]],
-            [t for r in batch for t in r["texts"]],
-            truncation="only_second",
-            max_length=max_tokens,
-            padding=True,
-            return_tensors="pt",
-        )
+        inputs = encode(tokenizer, batch, max_tokens)
         logp = torch.log_softmax(model(**inputs).logits.view(len(batch), HITS), 1)
         positive = torch.tensor([r["labels"] for r in batch], dtype=torch.bool)
         loss = -torch.logsumexp(logp.masked_fill(~positive, -1e9), 1).mean()
@@ -154,14 +159,7 @@ def scores(folder: Path, rows: list[dict], max_tokens: int) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(rows), 64):
             batch = rows[i : i + 64]
-            inputs = tokenizer(
-                [r["question"] for r in batch for _ in r["texts"]],
-                [t for r in batch for t in r["texts"]],
-                truncation="only_second",
-                max_length=max_tokens,
-                padding=True,
-                return_tensors="pt",
-            )
+            inputs = encode(tokenizer, batch, max_tokens)
             out.append(model(**inputs).logits.view(len(batch), HITS).numpy())
     return np.concatenate(out)
 
